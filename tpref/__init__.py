@@ -1,0 +1,24 @@
+"""tpref: a float64 reference engine for training RNNs with BP, TP and DTP.
+
+Target propagation via regularized inversion (Sec. 2-3 of the paper), written as explicit
+NumPy loops (the reference), with faster twins tested by equality with it.
+
+Public surface
+--------------
+oracle            one oracle call: loss, hidden states, targets, direction
+OracleResult      what oracle returns
+init_rnn          seeded initialization of the simple RNN (the authors' scheme)
+rnn_forward       hidden states of the simple RNN
+SGD               SGD with PyTorch's momentum/Nesterov convention
+RegularizedInverseError   raised when W_hh^T W_hh + reg I cannot be factored
+"""
+
+from .methods.inverse import RegularizedInverseError
+from .models.rnn import init_rnn, rnn_forward
+from .optim import SGD
+from .oracle import BACKENDS, OracleResult, oracle
+
+__version__ = "0.1.0"
+
+__all__ = ["oracle", "OracleResult", "BACKENDS", "init_rnn", "rnn_forward", "SGD",
+           "RegularizedInverseError", "__version__"]

@@ -1,0 +1,83 @@
+"""The simple RNN of Sec. 2: parameters, initialization and the forward pass (NumPy reference).
+
+    h_t = f_t(h_{t-1}) = a(W_xh x_t + W_hh h_{t-1} + b_h),   t = 1..T,   h_0 = 0
+    out = W_hy h_T + b_y                                        (logits; s = softmax or identity)
+
+Shapes (time-major, batch of row vectors, PyTorch's ``nn.RNN`` layout):
+x (T, B, d); hidden (T+1, B, p) with hidden[0] = h_0 = 0; W_hh (p, p); W_xh (p, d); b_h (p,);
+W_hy (k, p); b_y (k,). A PyTorch ``nn.RNN(d, p, nonlinearity="tanh")`` with
+``weight_ih_l0 = W_xh``, ``weight_hh_l0 = W_hh``, ``bias_ih_l0 = b_h``, ``bias_hh_l0 = 0``
+computes the same hidden states.
+"""
+
+import numpy as np
+
+from ..config import RNN_PARAM_NAMES
+from .activations import activate
+
+
+def _orthonormal(rng, rows, cols):
+    """A (rows, cols) matrix with orthonormal columns (rows >= cols) or rows (rows < cols).
+
+    U V^T from the SVD of a uniform random matrix, as in the authors' code (Sec. 4, App. D).
+    """
+    u, _, vt = np.linalg.svd(rng.uniform(-1.0, 1.0, size=(rows, cols)), full_matrices=False)
+    return u @ vt
+
+
+def init_rnn(d, p, k, *, seed, dtype=np.float64):
+    """Initial parameters of a simple RNN, seeded explicitly.
+
+    W_hh is a random orthogonal matrix, W_xh has orthonormal columns (a unit vector when
+    d = 1), W_hy has orthonormal rows, and the biases are zero: the authors' initialization.
+
+    Parameters
+    ----------
+    d, p, k : int
+        Input size, hidden size and output size.
+    seed : int or numpy.random.Generator
+        Source of randomness; the same seed gives bit-identical parameters.
+    dtype : numpy float dtype, default float64
+
+    Returns
+    -------
+    params : dict of str -> ndarray
+        Keys ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,), ``W_hy`` (k, p), ``b_y`` (k,).
+    """
+    for name, value in (("d", d), ("p", p), ("k", k)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    rng = np.random.default_rng(seed)
+    params = {
+        "W_hh": _orthonormal(rng, p, p),
+        "W_xh": _orthonormal(rng, p, d),
+        "b_h": np.zeros(p),
+        "W_hy": _orthonormal(rng, k, p),
+        "b_y": np.zeros(k),
+    }
+    return {name: params[name].astype(dtype) for name in RNN_PARAM_NAMES}
+
+
+def rnn_forward(params, x, activation="tanh"):
+    """All hidden states h_0..h_T of the simple RNN (the transition of Sec. 2), by a loop over t.
+
+    Parameters
+    ----------
+    params : dict
+        See :func:`init_rnn`.
+    x : ndarray of shape (T, B, d)
+    activation : {"tanh", "sigmoid"}
+
+    Returns
+    -------
+    hidden : ndarray of shape (T+1, B, p)
+        hidden[t] = h_t, hidden[0] = 0.
+    """
+    W_hh, W_xh, b_h = params["W_hh"], params["W_xh"], params["b_h"]
+    T, B, _ = x.shape
+    p = W_hh.shape[0]
+    hidden = np.zeros((T + 1, B, p), dtype=W_hh.dtype)          # (T+1, B, p)
+    for t in range(1, T + 1):
+        u_t = x[t - 1] @ W_xh.T + hidden[t - 1] @ W_hh.T + b_h   # (B, p) pre-activation u_t
+        hidden[t] = activate(activation, u_t)                    # (B, p) h_t = a(u_t)
+    return hidden

@@ -1,0 +1,62 @@
+"""SGD with optional momentum, PyTorch's convention, and a one-line training step.
+
+PyTorch's ``torch.optim.SGD`` (dampening 0, no weight decay), for each parameter theta with
+direction g:
+    buf <- g                      at the first step
+    buf <- momentum * buf + g     afterwards
+    theta <- theta - lr * (g + momentum * buf)   (nesterov=True)
+    theta <- theta - lr * buf                    (nesterov=False, momentum > 0)
+    theta <- theta - lr * g                      (momentum = 0)
+"""
+
+import numpy as np
+
+from .validation import check_positive_scalar
+
+
+class SGD:
+    """Stochastic gradient descent on a dict of ndarrays, updated in place.
+
+    Parameters
+    ----------
+    params : dict of str -> ndarray
+        Updated in place by :meth:`step`.
+    lr : float > 0
+        Step size gamma_theta.
+    momentum : float in [0, 1), default 0
+    nesterov : bool, default False
+        PyTorch's Nesterov convention; needs momentum > 0.
+    """
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False):
+        self.params = params
+        self.lr = check_positive_scalar("lr", lr)
+        self.momentum = check_positive_scalar("momentum", momentum, allow_zero=True)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.buffers = {}
+
+    def step(self, direction):
+        """theta <- theta - lr * (direction, with momentum): one update of every parameter."""
+        for name, theta in self.params.items():
+            g = direction[name]
+            if self.momentum:
+                buf = self.buffers.get(name)
+                if buf is None:
+                    buf = self.buffers[name] = np.array(g, dtype=theta.dtype, copy=True)
+                else:
+                    buf *= self.momentum
+                    buf += g
+                g = g + self.momentum * buf if self.nesterov else buf
+            theta -= self.lr * g
+
+    def state_dict(self):
+        """Momentum buffers (copies), for checkpoints."""
+        return {name: buf.copy() for name, buf in self.buffers.items()}
+
+    def load_state_dict(self, state):
+        """Restore momentum buffers saved by :meth:`state_dict`."""
+        self.buffers = {name: np.array(buf, copy=True) for name, buf in state.items()}

@@ -1,0 +1,105 @@
+"""The public oracle: one function, one contract, every method and backend.
+
+``tpref.oracle(method, params, x, y, ...)`` is what framework implementations are checked
+against. It validates its input, dispatches to a backend (the NumPy reference loops in
+``tpref.methods.reference``; faster twins in ``tpref.kernels``) and returns an
+:class:`OracleResult`.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .config import CLIP_EPS
+from .validation import check_choice, check_inputs, check_oracle_options, check_rnn_params, check_targets
+
+#: Backends of ``tpref.oracle``: "numpy" is the reference, the others are tested against it.
+BACKENDS = ("numpy",)
+
+
+@dataclass(frozen=True)
+class OracleResult:
+    """What one oracle call computes.
+
+    Attributes
+    ----------
+    method : str
+    loss : float
+        Batch-mean loss at the current parameters (PyTorch's ``reduction="mean"``).
+    output : ndarray of shape (B, k)
+        Logits W_hy h_T + b_y.
+    hidden : ndarray of shape (T+1, B, p)
+        hidden[t] = h_t, hidden[0] = h_0 = 0.
+    targets : ndarray of shape (T+1, B, p) or None
+        targets[t] = v_t (Eq. 1-2, or the difference formula for "dtp"); None for "bp".
+        targets[0] = v_0 is computed but not used by the update.
+    displacements : ndarray of shape (T+1, B, p) or None
+        lam_t = v_t - h_t (Sec. 3), computed directly (more accurate than targets - hidden).
+    direction : dict of str -> ndarray
+        Same keys and shapes as params; gradient-like: theta <- theta - gamma_theta * direction.
+    """
+
+    method: str
+    loss: float
+    output: np.ndarray
+    hidden: np.ndarray
+    targets: Optional[np.ndarray]
+    displacements: Optional[np.ndarray]
+    direction: dict
+
+
+def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local",
+           activation="tanh", backend="numpy", clip_eps=CLIP_EPS):
+    r"""Loss, hidden states, targets and descent direction of one RNN oracle call.
+
+    Parameters
+    ----------
+    method : {"bp", "tp", "dtp"}
+        "bp": gradient back-propagation through time. "tp": target propagation with
+        linearized regularized inverses, Eq. (1)-(3). "dtp": difference target propagation
+        with the same regularized inverse, v_{t-1} = h_{t-1} + f^{-1}(v_t) - f^{-1}(h_t).
+    params : dict
+        Exactly the keys ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,), ``W_hy`` (k, p),
+        ``b_y`` (k,); one float dtype (float32 or float64); computation runs in that dtype.
+    x : ndarray of shape (T, B, d)
+        Inputs, time-major (PyTorch's ``batch_first=False``); cast to the params' dtype.
+    y : ndarray
+        (B,) integer labels for ``loss="cross_entropy"``, (B, k) floats for ``loss="mse"``.
+    loss : {"cross_entropy", "mse"}
+        Batch-mean loss with PyTorch's default reduction.
+    gamma_h : float > 0
+        Target step size of Eq. (1), v_T = h_T - gamma_h dl/dh_T (required for tp/dtp).
+    reg : float >= 0
+        Regularization r of the inverse (W_hh^T W_hh + r I)^{-1} W_hh^T (required for tp/dtp).
+    update : {"local", "through_time"}
+        How TP/DTP differentiate sum_t ||f_t(h_{t-1}) - v_t||^2 / 2: with h_{t-1} fixed
+        (Eq. 3) or through the recursion (the authors' code). Ignored for "bp".
+    activation : {"tanh", "sigmoid"}
+    backend : str
+        One of ``tpref.oracle.BACKENDS``; "numpy" is the readable reference.
+    clip_eps : float in (0, 0.5)
+        Tolerance of the projection pi onto the activation's image.
+
+    Returns
+    -------
+    OracleResult
+
+    Notes
+    -----
+    The direction for (W_hy, b_y) is always the gradient of the loss. For (W_hh, W_xh, b_h):
+    BP gives the gradient; TP/DTP give
+    :math:`\sum_t \partial_\theta f_t(h_{t-1}) (h_t - v_t)` (Eq. 3), i.e. gamma_h times a
+    gradient-like direction. See docs/equations.md.
+    """
+    check_choice("backend", backend, BACKENDS)
+    gamma_h, reg, clip_eps = check_oracle_options(method, loss, activation, update, gamma_h, reg,
+                                                  clip_eps)
+    dtype, d, p, k = check_rnn_params(params)
+    x = check_inputs(x, d, dtype)
+    y = check_targets(y, loss, x.shape[1], k, dtype)
+    if backend == "numpy":
+        from .methods.reference import rnn_oracle
+    out = rnn_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
+                     activation=activation, eps=clip_eps)
+    return OracleResult(method=method, **out)

@@ -1,0 +1,133 @@
+"""Checks of user input: every bad argument gets a ValueError/TypeError that names it.
+
+The oracles themselves assume valid input; the public entry points call these first.
+"""
+
+import numbers
+
+import numpy as np
+
+from .config import ACTIVATIONS, LOSSES, METHODS, RNN_PARAM_NAMES, UPDATES
+
+
+def check_choice(name, value, choices):
+    """Raise ValueError unless ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def check_finite_array(name, a):
+    """Raise ValueError if ``a`` holds NaN or inf, saying where the first one is."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be finite; it holds {a[where]!r} at index {where}")
+
+
+def check_positive_scalar(name, value, *, allow_zero=False):
+    """Raise ValueError unless ``value`` is a finite real > 0 (>= 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        need = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {need}, got {value!r}")
+    return value
+
+
+def check_rnn_params(params):
+    """Validate an RNN parameter dict; return (dtype, d, p, k).
+
+    Expected: exactly the keys W_hh (p, p), W_xh (p, d), b_h (p,), W_hy (k, p), b_y (k,), all
+    finite float32 or float64 ndarrays of one dtype.
+    """
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict with keys {RNN_PARAM_NAMES}, got {type(params).__name__}")
+    keys = set(params)
+    if keys != set(RNN_PARAM_NAMES):
+        missing = sorted(set(RNN_PARAM_NAMES) - keys)
+        extra = sorted(keys - set(RNN_PARAM_NAMES))
+        raise ValueError(f"params must have exactly the keys {RNN_PARAM_NAMES}; "
+                         f"missing {missing}, unexpected {extra}")
+    for name in RNN_PARAM_NAMES:
+        a = params[name]
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"params[{name!r}] must be a numpy ndarray, got {type(a).__name__}")
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"params[{name!r}] must have dtype float32 or float64, got {a.dtype}")
+    dtype = params["W_hh"].dtype
+    for name in RNN_PARAM_NAMES:
+        if params[name].dtype != dtype:
+            raise TypeError(f"all params must share one dtype: params['W_hh'] is {dtype}, "
+                            f"params[{name!r}] is {params[name].dtype}")
+    W_hh, W_xh = params["W_hh"], params["W_xh"]
+    if W_hh.ndim != 2 or W_hh.shape[0] != W_hh.shape[1] or W_hh.shape[0] == 0:
+        raise ValueError(f"params['W_hh'] must have shape (p, p), got {W_hh.shape}")
+    p = W_hh.shape[0]
+    if W_xh.ndim != 2 or W_xh.shape[0] != p or W_xh.shape[1] == 0:
+        raise ValueError(f"params['W_xh'] must have shape (p, d) = ({p}, d), got {W_xh.shape}")
+    d = W_xh.shape[1]
+    if params["b_h"].shape != (p,):
+        raise ValueError(f"params['b_h'] must have shape (p,) = ({p},), got {params['b_h'].shape}")
+    W_hy = params["W_hy"]
+    if W_hy.ndim != 2 or W_hy.shape[1] != p or W_hy.shape[0] == 0:
+        raise ValueError(f"params['W_hy'] must have shape (k, p) = (k, {p}), got {W_hy.shape}")
+    k = W_hy.shape[0]
+    if params["b_y"].shape != (k,):
+        raise ValueError(f"params['b_y'] must have shape (k,) = ({k},), got {params['b_y'].shape}")
+    for name in RNN_PARAM_NAMES:
+        check_finite_array(f"params[{name!r}]", params[name])
+    return dtype, d, p, k
+
+
+def check_inputs(x, d, dtype):
+    """Validate x of shape (T, B, d), floating and finite; return it in ``dtype``."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a numpy ndarray of shape (T, B, d), got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"x must have a floating dtype, got {x.dtype}")
+    if x.ndim != 3 or x.shape[2] != d or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"x must have shape (T, B, d) = (T, B, {d}) with T, B >= 1 "
+                         f"(time-major), got {x.shape}")
+    check_finite_array("x", x)
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def check_targets(y, loss, B, k, dtype):
+    """Validate y: (B,) integer labels in [0, k) for cross_entropy, (B, k) floats for mse."""
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"y must be a numpy ndarray, got {type(y).__name__}")
+    if loss == "cross_entropy":
+        if y.dtype.kind not in "iu":
+            raise TypeError(f"y must hold integer class labels for loss='cross_entropy', got dtype {y.dtype}")
+        if y.shape != (B,):
+            raise ValueError(f"y must have shape (B,) = ({B},) for loss='cross_entropy', got {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= k):
+            raise ValueError(f"y labels must lie in [0, k) = [0, {k}); got range "
+                             f"[{y.min()}, {y.max()}]")
+        return y.astype(np.intp, copy=False)
+    if y.dtype.kind != "f":
+        raise TypeError(f"y must be a floating array for loss='mse', got dtype {y.dtype}")
+    if y.shape != (B, k):
+        raise ValueError(f"y must have shape (B, k) = ({B}, {k}) for loss='mse', got {y.shape}")
+    check_finite_array("y", y)
+    return np.ascontiguousarray(y, dtype=dtype)
+
+
+def check_oracle_options(method, loss, activation, update, gamma_h, reg, eps):
+    """Validate the oracle's options; return (gamma_h, reg, eps) as floats (None for BP)."""
+    check_choice("method", method, METHODS)
+    check_choice("loss", loss, LOSSES)
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("update", update, UPDATES)
+    eps = check_positive_scalar("clip_eps", eps)
+    if not eps < 0.5:
+        raise ValueError(f"clip_eps must lie in (0, 0.5), got {eps!r}")
+    if method == "bp":
+        return None, None, eps
+    if gamma_h is None:
+        raise ValueError(f"method={method!r} needs gamma_h (the target step size of Eq. 1), got None")
+    if reg is None:
+        raise ValueError(f"method={method!r} needs reg (the regularization r of the inverse), got None")
+    return (check_positive_scalar("gamma_h", gamma_h),
+            check_positive_scalar("reg", reg, allow_zero=True), eps)
