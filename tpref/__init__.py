@@ -9,16 +9,18 @@ oracle            one oracle call: loss, hidden states, targets, direction
 OracleResult      what oracle returns
 init_rnn          seeded initialization of the simple RNN (the authors' scheme)
 rnn_forward       hidden states of the simple RNN
+rnn_params_to_torch / rnn_params_from_torch   weights in torch.nn.RNN's layout and back
 SGD               SGD with PyTorch's momentum/Nesterov convention
 RegularizedInverseError   raised when W_hh^T W_hh + reg I cannot be factored
 """
 
 from .methods.inverse import RegularizedInverseError
-from .models.rnn import init_rnn, rnn_forward
+from .models.rnn import init_rnn, rnn_forward, rnn_params_from_torch, rnn_params_to_torch
 from .optim import SGD
 from .oracle import BACKENDS, OracleResult, oracle
 
 __version__ = "0.1.0"
 
 __all__ = ["oracle", "OracleResult", "BACKENDS", "init_rnn", "rnn_forward", "SGD",
+           "rnn_params_to_torch", "rnn_params_from_torch",
            "RegularizedInverseError", "__version__"]

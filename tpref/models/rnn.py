@@ -81,3 +81,35 @@ def rnn_forward(params, x, activation="tanh"):
         u_t = x[t - 1] @ W_xh.T + hidden[t - 1] @ W_hh.T + b_h   # (B, p) pre-activation u_t
         hidden[t] = activate(activation, u_t)                    # (B, p) h_t = a(u_t)
     return hidden
+
+
+def rnn_params_to_torch(params):
+    """Map tpref RNN params to the state-dict names of ``torch.nn.RNN`` + ``torch.nn.Linear``.
+
+    Returns a dict of NumPy arrays: ``weight_ih_l0`` = W_xh, ``weight_hh_l0`` = W_hh,
+    ``bias_ih_l0`` = b_h, ``bias_hh_l0`` = 0 (tpref has one bias; torch adds two),
+    ``weight`` = W_hy, ``bias`` = b_y (the output ``nn.Linear(p, k)``). Load them with
+    ``torch.from_numpy``; see docs/verifying.md.
+    """
+    return {
+        "weight_ih_l0": params["W_xh"].copy(),
+        "weight_hh_l0": params["W_hh"].copy(),
+        "bias_ih_l0": params["b_h"].copy(),
+        "bias_hh_l0": np.zeros_like(params["b_h"]),
+        "weight": params["W_hy"].copy(),
+        "bias": params["b_y"].copy(),
+    }
+
+
+def rnn_params_from_torch(state):
+    """Inverse of :func:`rnn_params_to_torch`: torch names (NumPy arrays) -> tpref params.
+
+    torch's two hidden biases are summed into b_h (they enter u_t only through their sum).
+    """
+    return {
+        "W_hh": np.array(state["weight_hh_l0"], copy=True),
+        "W_xh": np.array(state["weight_ih_l0"], copy=True),
+        "b_h": np.asarray(state["bias_ih_l0"]) + np.asarray(state["bias_hh_l0"]),
+        "W_hy": np.array(state["weight"], copy=True),
+        "b_y": np.array(state["bias"], copy=True),
+    }

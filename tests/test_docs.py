@@ -1,0 +1,20 @@
+"""The code blocks of the user docs run and their assertions hold."""
+
+import pathlib
+import re
+
+import pytest
+
+DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
+
+
+def python_blocks(path):
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def test_verifying_guide_runs():
+    pytest.importorskip("torch")
+    blocks = python_blocks(DOCS / "verifying.md")
+    assert blocks, "docs/verifying.md has no python block"
+    for block in blocks:
+        exec(compile(block, "docs/verifying.md", "exec"), {})
