@@ -18,3 +18,10 @@ def test_verifying_guide_runs():
     assert blocks, "docs/verifying.md has no python block"
     for block in blocks:
         exec(compile(block, "docs/verifying.md", "exec"), {})
+
+
+def test_readme_example_runs():
+    blocks = python_blocks(DOCS.parent / "README.md")
+    assert blocks, "README.md has no python block"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
