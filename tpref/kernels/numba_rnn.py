@@ -93,13 +93,13 @@ def _power_of_two_scale(a):
 
 
 @njit(fastmath=CONTRACT, **_JIT)
-def _forward_kernel(ux, W_hh_T, b_h, hidden, sigmoid):
+def _forward_kernel(x, W_xh_T, W_hh_T, b_h, hidden, sigmoid):
     """h_t = a(x_t W_xh^T + h_{t-1} W_hh^T + b_h) for t = 1..T, into hidden[1..T].
 
     Parameters
     ----------
-    ux : ndarray of shape (T, B, p)
-        x_t W_xh^T for every t (one product over all steps, made by the caller).
+    x : ndarray of shape (T, B, d)
+    W_xh_T : ndarray of shape (d, p), C-contiguous W_xh^T
     W_hh_T : ndarray of shape (p, p), C-contiguous W_hh^T
     b_h : ndarray of shape (p,)
     hidden : ndarray of shape (T+1, B, p)
@@ -109,25 +109,38 @@ def _forward_kernel(ux, W_hh_T, b_h, hidden, sigmoid):
 
     Notes
     -----
-    Sec. 2 of the paper. Sum order as the reference: (x W_xh^T + h W_hh^T) + b_h.
+    Sec. 2 of the paper. Sum order as the reference: (x W_xh^T + h W_hh^T) + b_h. The input
+    term is an explicit loop (d is small in every task: 1-6), not a BLAS call: NumPy's
+    (T*B, 1) @ (1, p) product cost more than the whole recurrence.
     """
-    T, B, p = ux.shape
+    T, B, d = x.shape
+    p = W_hh_T.shape[0]
+    n = B * p
     half = hidden.dtype.type(0.5)
     one = hidden.dtype.type(1.0)
-    rec = np.empty((B, p), hidden.dtype)                 # (B, p) h_{t-1} W_hh^T
+    rec = np.empty((B, p), hidden.dtype)                 # (B, p) h_{t-1} W_hh^T, then u_t
+    xw = np.empty(p, hidden.dtype)                       # (p,) x_t W_xh^T for one sample
+    rf = rec.reshape(n)
     for t in range(1, T + 1):
         np.dot(hidden[t - 1], W_hh_T, rec)
-        u_x = ux[t - 1]
-        h = hidden[t]
+        x_t = x[t - 1]
+        for b in range(B):
+            for i in range(p):
+                xw[i] = x_t[b, 0] * W_xh_T[0, i]
+            for j in range(1, d):
+                xbj = x_t[b, j]
+                for i in range(p):
+                    xw[i] += xbj * W_xh_T[j, i]
+            for i in range(p):
+                rec[b, i] = (xw[i] + rec[b, i]) + b_h[i]     # u_t
+        h = hidden[t].reshape(n)
+        # a(u_t) over the whole (B*p,) block: one long vectorized loop
         if sigmoid:
-            for b in range(B):
-                for i in range(p):
-                    u = (u_x[b, i] + rec[b, i]) + b_h[i]
-                    h[b, i] = half * (one + vtanh(half * u))
+            for i in range(n):
+                h[i] = half * (one + vtanh(half * rf[i]))
         else:
-            for b in range(B):
-                for i in range(p):
-                    h[b, i] = vtanh((u_x[b, i] + rec[b, i]) + b_h[i])
+            for i in range(n):
+                h[i] = vtanh(rf[i])
 
 
 def rnn_forward(params, x, activation="tanh"):
@@ -149,8 +162,8 @@ def rnn_forward(params, x, activation="tanh"):
     p = W_hh.shape[0]
     hidden = np.empty((T + 1, B, p), dtype=W_hh.dtype)           # (T+1, B, p)
     hidden[0] = 0.0                                              # h_0
-    ux = (x.reshape(T * B, d) @ W_xh.T).reshape(T, B, p)         # (T, B, p), one product
-    _forward_kernel(ux, np.ascontiguousarray(W_hh.T), np.ascontiguousarray(b_h), hidden,
+    _forward_kernel(np.ascontiguousarray(x), np.ascontiguousarray(W_xh.T),
+                    np.ascontiguousarray(W_hh.T), np.ascontiguousarray(b_h), hidden,
                     activation == "sigmoid")
     return hidden
 
@@ -184,26 +197,33 @@ def _transition_deltas(W_hh, hidden, grad_h, coef, g_T, through_time, sigmoid, f
     """
     T = delta.shape[0]
     B, p = g_T.shape
+    n = B * p
     one = hidden.dtype.type(1.0)
-    zero = hidden.dtype.type(0.0)
     explicit = grad_h.shape[0] > 0
-    g = g_T.copy()                                        # (B, p) total dL/dh_t (scaled)
+    g = g_T.copy().reshape(n)                             # (B*p,) total dL/dh_t (scaled)
+    a_prime = np.empty(n, hidden.dtype)                   # (B*p,) a'(u_t) from h_t
     for t in range(T, 0, -1):
-        h = hidden[t]
-        d = delta[t - 1]
-        for b in range(B):
-            for i in range(p):
-                gi = g[b, i] if (through_time or t == T) else zero
-                if explicit:
-                    gi = coef * grad_h[t, b, i] + gi
-                hi = h[b, i]
-                d[b, i] = gi * (hi * (one - hi) if sigmoid else one - hi * hi)
+        h = hidden[t].reshape(n)
+        d = delta[t - 1].reshape(n)
+        # branches hoisted out of the element loops, so each loop vectorizes
+        if sigmoid:
+            for i in range(n):
+                a_prime[i] = h[i] * (one - h[i])
+        else:
+            for i in range(n):
+                a_prime[i] = one - h[i] * h[i]
+        if not through_time and t < T:
+            g[:] = 0.0                                    # local: only the explicit term
+        if explicit:
+            e = grad_h[t].reshape(n)
+            for i in range(n):
+                g[i] = coef * e[i] + g[i]
+        for i in range(n):
+            d[i] = g[i] * a_prime[i]
         if through_time and t > 1:
-            np.dot(d, W_hh, g)                            # (B, p) dL/dh_{t-1} through f_t
-            for b in range(B):
-                for i in range(p):
-                    if abs(g[b, i]) < flush:
-                        g[b, i] = 0.0
+            np.dot(delta[t - 1], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} through f_t
+            for i in range(n):                            # flush (branch-free select)
+                g[i] = g[i] * (abs(g[i]) >= flush)
 
 
 def _parameter_products(x, hidden, delta, s):
@@ -212,7 +232,7 @@ def _parameter_products(x, hidden, delta, s):
     D = delta.reshape(T * B, p)                                  # (T*B, p) dL/du, all steps
     return {"W_hh": s * (D.T @ hidden[:-1].reshape(T * B, p)),  # (p, p)
             "W_xh": s * (D.T @ x.reshape(T * B, x.shape[2])),   # (p, d)
-            "b_h": s * D.sum(axis=0)}                            # (p,)
+            "b_h": s * (np.ones(T * B, dtype=D.dtype) @ D)}      # (p,), a GEMV: D.sum(0) is slow
 
 
 def _deltas(W_hh, hidden, grad_h, coef, g_T, through_time, activation):
@@ -272,16 +292,100 @@ def _propagate_linearized(P, hidden, mu, sigmoid, lo, hi, flush):
     for t in range(T, 0, -1):
         h = hidden[t]
         m = mu[t]
-        for b in range(B):
-            for i in range(p):
-                v = min(max(h[b, i], lo), hi)
-                z[b, i] = (one / (v * (one - v) if sigmoid else one - v * v)) * m[b, i]
+        if sigmoid:
+            for b in range(B):
+                for i in range(p):
+                    v = min(max(h[b, i], lo), hi)
+                    z[b, i] = (one / (v * (one - v))) * m[b, i]
+        else:
+            for b in range(B):
+                for i in range(p):
+                    v = min(max(h[b, i], lo), hi)
+                    z[b, i] = (one / (one - v * v)) * m[b, i]
         out = mu[t - 1]
         np.dot(z, P, out)                                 # (B, p) rows of M^{-1} W_hh^T z
         for b in range(B):
-            for i in range(p):
-                if abs(out[b, i]) < flush:
-                    out[b, i] = 0.0
+            for i in range(p):                            # flush (branch-free select)
+                out[b, i] = out[b, i] * (abs(out[b, i]) >= flush)
+
+
+@njit(**_JIT)
+def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, delta, targets):
+    """Linearized TP and its parameter deltas in one pass over t = T..1 (the oracle's fast path).
+
+    At each step t, while h_t and mu_t are in cache:
+
+    - targets, Eq. (2) in displacement form: mu_{t-1} = [(a^{-1})'(pi(h_t)) * mu_t] P
+      (as ``_propagate_linearized``);
+    - Eq. (3) deltas, as ``_transition_deltas`` with explicit partials -mu_t:
+      delta[t-1] = g_t * a'(u_t), g_t = -mu_t (+ delta_{t+1} W_hh if ``through_time``);
+    - outputs: lam_t = s * mu_t written over mu_t, targets[t] = h_t + lam_t.
+
+    Parameters
+    ----------
+    P : ndarray of shape (p, p), ``regularized_pinv_map``
+    W_hh : ndarray of shape (p, p)
+    hidden : ndarray of shape (T+1, B, p)
+    mu : ndarray of shape (T+1, B, p)
+        mu[T] = lam_T / s on entry; lam (unscaled) on exit.
+    s : float, power of two
+    delta : ndarray of shape (T, B, p)
+        Output, dL/du_t / s for L = sum_t ||h_t - v_t||^2 / 2.
+    targets : ndarray of shape (T+1, B, p)
+        Output, v_t = h_t + lam_t.
+    """
+    T = hidden.shape[0] - 1
+    B, p = hidden.shape[1], hidden.shape[2]
+    n = B * p
+    one = hidden.dtype.type(1.0)
+    z = np.empty(n, hidden.dtype)                         # (B*p,) (a^{-1})'(pi(h_t)) * mu_t
+    g = np.zeros(n, hidden.dtype)                         # (B*p,) carried dL/dh_t (through time)
+    for t in range(T, 0, -1):
+        h = hidden[t].reshape(n)
+        m = mu[t].reshape(n)
+        d = delta[t - 1].reshape(n)
+        # z_t first (it feeds the product); loops kept to <= 4 arrays each so they vectorize
+        if sigmoid:
+            for i in range(n):
+                v = min(max(h[i], lo), hi)
+                z[i] = (one / (v * (one - v))) * m[i]
+        else:
+            for i in range(n):
+                v = min(max(h[i], lo), hi)
+                z[i] = (one / (one - v * v)) * m[i]
+        if through_time:
+            for i in range(n):                            # g_t = -mu_t + delta_{t+1} W_hh
+                g[i] = -m[i] + g[i]
+        else:
+            for i in range(n):                            # g_t = -mu_t (h_{t-1} held fixed)
+                g[i] = -m[i]
+        v_t = targets[t].reshape(n)
+        if sigmoid:
+            for i in range(n):
+                d[i] = g[i] * (h[i] * (one - h[i]))       # delta_t = g_t a'(u_t)
+        else:
+            for i in range(n):
+                d[i] = g[i] * (one - h[i] * h[i])
+        for i in range(n):                                # outputs of step t
+            lam = s * m[i]
+            m[i] = lam
+            v_t[i] = h[i] + lam
+        out = mu[t - 1]
+        np.dot(z.reshape(B, p), P, out)                   # (B, p) mu_{t-1}
+        of = out.reshape(n)
+        for i in range(n):
+            of[i] = of[i] * (abs(of[i]) >= flush)
+        if through_time and t > 1:
+            np.dot(delta[t - 1], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} through f_t
+            for i in range(n):
+                g[i] = g[i] * (abs(g[i]) >= flush)
+    m = mu[0].reshape(n)
+    h = hidden[0].reshape(n)
+    v_t = targets[0].reshape(n)
+    for i in range(n):
+        lam = s * m[i]
+        m[i] = lam
+        v_t[i] = h[i] + lam
 
 
 @njit(**_JIT)
@@ -312,8 +416,7 @@ def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
         np.dot(z, P, out)
         for b in range(B):
             for i in range(p):
-                if abs(out[b, i]) < flush:
-                    out[b, i] = 0.0
+                out[b, i] = out[b, i] * (abs(out[b, i]) >= flush)
 
 
 @njit(**_JIT)
@@ -388,16 +491,28 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
             lam = targets = None
         else:
             lam_T = -gamma_h * g_T                                 # Eq. (1), as the reference
-            difference = method == "dtp"
-            mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, difference)
-            # Eq. (3): explicit partials h_t - v_t = -lam_t = -s_lam mu_t; run on -mu_t / s
-            s = _power_of_two_scale(lam_T) if difference else s_lam
-            zeros = np.zeros(hidden.shape[1:], dtype=dtype)
-            delta = _deltas(W_hh, hidden, mu, -s_lam / s, zeros, update == "through_time",
-                            activation)
-            targets = np.empty_like(mu)
-            _unscale_and_targets(hidden, mu, s_lam, targets)
-            lam = mu                                               # now lam = v - h
+            through_time = update == "through_time"
+            if method == "tp":
+                # fused: targets, deltas and outputs in one pass (see _tp_backward)
+                T, B, p = x.shape[0], x.shape[1], W_hh.shape[0]
+                P = regularized_pinv_map(W_hh, reg)                # (p, p), once per call
+                lo, hi = _clip_bounds(activation, eps, dtype)
+                s = _power_of_two_scale(lam_T)
+                lam = np.empty((T + 1, B, p), dtype=dtype)         # mu = lam / s, then lam
+                lam[T] = lam_T / s                                 # exact
+                delta = np.empty((T, B, p), dtype=dtype)
+                targets = np.empty_like(lam)
+                _tp_backward(P, W_hh, hidden, lam, s, activation == "sigmoid", lo, hi,
+                             FLUSH_TINY[dtype], through_time, delta, targets)
+            else:
+                mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True)
+                # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
+                s = _power_of_two_scale(lam_T)
+                zeros = np.zeros(hidden.shape[1:], dtype=dtype)
+                delta = _deltas(W_hh, hidden, mu, -s_lam / s, zeros, through_time, activation)
+                targets = np.empty_like(mu)
+                _unscale_and_targets(hidden, mu, s_lam, targets)
+                lam = mu                                           # now lam = v - h
         direction.update(_parameter_products(x, hidden, delta, s))
     return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
             "targets": targets, "direction": direction}
