@@ -201,25 +201,22 @@ def _transition_deltas(W_hh, hidden, grad_h, coef, g_T, through_time, sigmoid, f
     one = hidden.dtype.type(1.0)
     explicit = grad_h.shape[0] > 0
     g = g_T.copy().reshape(n)                             # (B*p,) total dL/dh_t (scaled)
-    a_prime = np.empty(n, hidden.dtype)                   # (B*p,) a'(u_t) from h_t
     for t in range(T, 0, -1):
         h = hidden[t].reshape(n)
         d = delta[t - 1].reshape(n)
         # branches hoisted out of the element loops, so each loop vectorizes
-        if sigmoid:
-            for i in range(n):
-                a_prime[i] = h[i] * (one - h[i])
-        else:
-            for i in range(n):
-                a_prime[i] = one - h[i] * h[i]
         if not through_time and t < T:
             g[:] = 0.0                                    # local: only the explicit term
         if explicit:
             e = grad_h[t].reshape(n)
             for i in range(n):
                 g[i] = coef * e[i] + g[i]
-        for i in range(n):
-            d[i] = g[i] * a_prime[i]
+        if sigmoid:
+            for i in range(n):
+                d[i] = g[i] * (h[i] * (one - h[i]))       # delta_t = g_t a'(u_t)
+        else:
+            for i in range(n):
+                d[i] = g[i] * (one - h[i] * h[i])
         if through_time and t > 1:
             np.dot(delta[t - 1], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} through f_t
             for i in range(n):                            # flush (branch-free select)
