@@ -75,6 +75,12 @@ def blas_threads(limit=BLAS_THREADS):
     return _CONTROLLER.limit(limits=limit, user_api="blas")
 
 
+def _flush(dtype):
+    """config.FLUSH_TINY as a scalar of ``dtype`` (a Python float would make Numba compare
+    float32 entries in float64, converting every element)."""
+    return np.dtype(dtype).type(FLUSH_TINY[np.dtype(dtype)])
+
+
 def _power_of_two_scale(a):
     """The power of two s <= max|a| nearest to it (1 if a is all zero or not finite), as a's dtype.
 
@@ -236,7 +242,7 @@ def _deltas(W_hh, hidden, grad_h, coef, g_T, through_time, activation):
     T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
     delta = np.empty((T, B, p), dtype=hidden.dtype)
     _transition_deltas(W_hh, hidden, grad_h, hidden.dtype.type(coef), g_T, through_time,
-                       activation == "sigmoid", FLUSH_TINY[hidden.dtype], delta)
+                       activation == "sigmoid", _flush(hidden.dtype), delta)
     return delta
 
 
@@ -350,19 +356,22 @@ def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, d
             for i in range(n):
                 v = min(max(h[i], lo), hi)
                 z[i] = (one / (one - v * v)) * m[i]
+        v_t = targets[t].reshape(n)
         if through_time:
             for i in range(n):                            # g_t = -mu_t + delta_{t+1} W_hh
                 g[i] = -m[i] + g[i]
-        else:
-            for i in range(n):                            # g_t = -mu_t (h_{t-1} held fixed)
-                g[i] = -m[i]
-        v_t = targets[t].reshape(n)
-        if sigmoid:
+            if sigmoid:
+                for i in range(n):
+                    d[i] = g[i] * (h[i] * (one - h[i]))   # delta_t = g_t a'(u_t)
+            else:
+                for i in range(n):
+                    d[i] = g[i] * (one - h[i] * h[i])
+        elif sigmoid:                                     # g_t = -mu_t (h_{t-1} held fixed)
             for i in range(n):
-                d[i] = g[i] * (h[i] * (one - h[i]))       # delta_t = g_t a'(u_t)
+                d[i] = -m[i] * (h[i] * (one - h[i]))
         else:
             for i in range(n):
-                d[i] = g[i] * (one - h[i] * h[i])
+                d[i] = -m[i] * (one - h[i] * h[i])
         for i in range(n):                                # outputs of step t
             lam = s * m[i]
             m[i] = lam
@@ -444,7 +453,7 @@ def _propagate_scaled(params, hidden, lam_T, reg, activation, eps, difference):
     mu = np.empty((T + 1, B, p), dtype=dtype)                     # (T+1, B, p) lam / s
     mu[T] = lam_T / s                                             # exact
     kernel = _propagate_difference if difference else _propagate_linearized
-    kernel(P, hidden, mu, activation == "sigmoid", lo, hi, FLUSH_TINY[dtype])
+    kernel(P, hidden, mu, activation == "sigmoid", lo, hi, _flush(dtype))
     return mu, s
 
 
@@ -500,7 +509,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 delta = np.empty((T, B, p), dtype=dtype)
                 targets = np.empty_like(lam)
                 _tp_backward(P, W_hh, hidden, lam, s, activation == "sigmoid", lo, hi,
-                             FLUSH_TINY[dtype], through_time, delta, targets)
+                             _flush(dtype), through_time, delta, targets)
             else:
                 mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True)
                 # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
