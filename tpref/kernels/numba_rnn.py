@@ -332,6 +332,7 @@ def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, d
     mu : ndarray of shape (T+1, B, p)
         mu[T] = lam_T / s on entry; lam (unscaled) on exit.
     s : float, power of two
+        Units of the recursion; s = 1 (units of lam) skips the rescaling of the outputs.
     delta : ndarray of shape (T, B, p)
         Output, dL/du_t / s for L = sum_t ||h_t - v_t||^2 / 2.
     targets : ndarray of shape (T+1, B, p)
@@ -372,10 +373,14 @@ def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, d
         else:
             for i in range(n):
                 d[i] = -m[i] * (one - h[i] * h[i])
-        for i in range(n):                                # outputs of step t
-            lam = s * m[i]
-            m[i] = lam
-            v_t[i] = h[i] + lam
+        if s == one:                                      # outputs of step t
+            for i in range(n):
+                v_t[i] = h[i] + m[i]
+        else:
+            for i in range(n):
+                lam = s * m[i]
+                m[i] = lam
+                v_t[i] = h[i] + lam
         out = mu[t - 1]
         np.dot(z.reshape(B, p), P, out)                   # (B, p) mu_{t-1}
         of = out.reshape(n)
@@ -389,7 +394,7 @@ def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, d
     h = hidden[0].reshape(n)
     v_t = targets[0].reshape(n)
     for i in range(n):
-        lam = s * m[i]
+        lam = s * m[i]                                    # exact; a no-op when s = 1
         m[i] = lam
         v_t[i] = h[i] + lam
 
@@ -504,12 +509,19 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 P = regularized_pinv_map(W_hh, reg)                # (p, p), once per call
                 lo, hi = _clip_bounds(activation, eps, dtype)
                 s = _power_of_two_scale(lam_T)
-                lam = np.empty((T + 1, B, p), dtype=dtype)         # mu = lam / s, then lam
-                lam[T] = lam_T / s                                 # exact
+                flush = _flush(dtype) * s                          # threshold in units of lam
+                # Run in units of lam (no rescaling pass) unless s is so small that the
+                # threshold would come within 2^30 of the subnormals; the two ways give the
+                # same bits (scaling by a power of two is exact), only the cost differs.
+                unscaled = s >= np.sqrt(_flush(dtype))
+                s_run = dtype.type(1.0) if unscaled else s
+                lam = np.empty((T + 1, B, p), dtype=dtype)         # lam / s_run, then lam
+                lam[T] = lam_T / s_run                             # exact
                 delta = np.empty((T, B, p), dtype=dtype)
                 targets = np.empty_like(lam)
-                _tp_backward(P, W_hh, hidden, lam, s, activation == "sigmoid", lo, hi,
-                             _flush(dtype), through_time, delta, targets)
+                _tp_backward(P, W_hh, hidden, lam, s_run, activation == "sigmoid", lo, hi,
+                             dtype.type(flush / s_run), through_time, delta, targets)
+                s = s_run
             else:
                 mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True)
                 # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
