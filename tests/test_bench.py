@@ -19,8 +19,10 @@ def test_bench_config_validates_and_times(dtype):
     assert "tpref numba bp" in res["times"] and "tpref numba tp [ftz]" in res["times"]
     for v in res["times"].values():
         assert v["wall"]["n"] >= 2 and v["wall"]["median"] > 0
-    d = bench.derived(res, rate_gflops=10.0)
-    assert d["wall"]["tp_over_bp"] > 0 and d["cpu"]["tp_over_bp"] > 0 and d["roofline_ms"] > 0
+    d = bench.derived(res)
+    assert d["wall"]["tp_over_bp"] > 0 and d["cpu"]["tp_over_bp"] > 0
+    assert d["cpu"]["roofline_ms"] > 0 and d["cpu"]["gemm_gflops"] > 0
+    assert bench.markdown({"gemm_gflops": {}, "configs": [dict(res, derived=d)], "sweep": []})
     json.dumps(res)                                     # serializable as written by run()
 
 

@@ -12,8 +12,10 @@
    quartiles and the minimum of wall-clock time and of thread CPU time.
 3. reports ratios (tpref / torch, TP / BP) and the fraction of a roofline: the GEMM flops of
    one BP iteration, 6 T B p^2 + 4 T B p d (forward, dL/dh recursion, parameter products), at
-   the best GEMM rate measured on this machine in this run (Sec. 3 of the paper: BP's cost is
-   driven by these products, TP adds one p^3 encoding of the inverse).
+   the best rate of two GEMM probes (a square 512^3 product; 1000 per-step (B, p) x (p, p)
+   products) timed in the same alternation as the backends, so that the roofline sees the same
+   machine load (Sec. 3 of the paper: BP's cost is driven by these products, TP adds one p^3
+   encoding of the inverse).
 
 Nothing here is a test: numbers are reported, never asserted.
 """
@@ -99,33 +101,47 @@ def _torch():
     return torch
 
 
-def gemm_rate(dtype, p=100, B=16, repeats=5):
-    """Best measured GEMM rate (GFLOP/s) on this machine: a square 1024 product and the
-    per-step (B, p) x (p, p) products the kernels make, in a Numba loop."""
+def _steps_kernel():
     from numba import njit
 
-    @njit(cache=False)
+    @njit(cache=True)
     def steps(h, W, n):
         out = np.empty_like(h)
         for _ in range(n):
             np.dot(h, W, out)
         return out
+    return steps
 
+
+def gemm_probes(dtype, p=100, B=16, n_steps=1000, n_square=512):
+    """Two GEMM workloads of known flops, timed like the backends (alternating with them):
+    a square (n_square)^3 product and n_steps per-step (B, p) x (p, p) products in a Numba loop.
+
+    Returns
+    -------
+    dict name -> (callable, flops)
+    """
     rng = np.random.default_rng(0)
-    A = rng.standard_normal((1024, 1024)).astype(dtype)
+    A = rng.standard_normal((n_square, n_square)).astype(dtype)
     h = rng.standard_normal((B, p)).astype(dtype)
     W = rng.standard_normal((p, p)).astype(dtype)
-    n = 2000
-    steps(h, W, 2)
-    rates = {"square1024": 0.0, f"steps_{B}x{p}x{p}": 0.0}
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        A @ A
-        rates["square1024"] = max(rates["square1024"], 2 * 1024 ** 3 / (time.perf_counter() - t0) / 1e9)
-        t0 = time.perf_counter()
-        steps(h, W, n)
-        rates[f"steps_{B}x{p}x{p}"] = max(rates[f"steps_{B}x{p}x{p}"],
-                                          2.0 * B * p * p * n / (time.perf_counter() - t0) / 1e9)
+    steps = _steps_kernel()
+    return {f"gemm probe square {n_square}": (lambda: A @ A, 2.0 * n_square ** 3),
+            f"gemm probe steps {B}x{p}x{p}": (lambda: steps(h, W, n_steps), 2.0 * B * p * p * n_steps)}
+
+
+def gemm_rate(dtype, p=100, B=16, repeats=5):
+    """Best GEMM rate (GFLOP/s) of the probes, measured on their own (reported as context; the
+    roofline of each configuration uses the probes timed alongside its backends)."""
+    rates = {}
+    for name, (fn, flops) in gemm_probes(dtype, p, B).items():
+        fn()
+        best = np.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        rates[name] = flops / best / 1e9
     return rates
 
 
@@ -325,26 +341,38 @@ def bench_config(name, cfg, dtype, repeats, with_numpy, with_torch, ftz=False, l
                 runners[b + " [ftz]"] = _with_ftz(runners[b], True)
         if "tpref numpy tp" in runners:
             runners["tpref numpy tp [ftz]"] = _with_ftz(runners["tpref numpy tp"], True)
+    probes = gemm_probes(dtype, p=cfg["p"], B=cfg["B"])
+    for b, (fn, _) in probes.items():
+        runners[b] = fn
     # slow backends get fewer repetitions (they are 10-100x slower)
     fast = {b: r for b, r in runners.items() if "numpy" not in b and "RNNCell" not in b}
     slow = {b: r for b, r in runners.items() if b not in fast}
     samples = time_alternating(fast, repeats)
     if slow:
         samples.update(time_alternating(slow, max(3, repeats // 4)))
-    res = {"config": name, "dtype": dt.name, **cfg, "check": check, "times": {}}
+    res = {"config": name, "dtype": dt.name, **cfg, "check": check, "times": {}, "gemm_gflops": {}}
     for b, s in samples.items():
+        if b in probes:
+            flops = probes[b][1]
+            res["gemm_gflops"][b] = {clock: flops / (summarize(s[clock + "_ms"])["median"] * 1e6)
+                                     for clock in ("wall", "cpu")}
+            continue
         res["times"][b] = {"wall": summarize(s["wall_ms"]), "cpu": summarize(s["cpu_ms"])}
     return res
 
 
-def derived(res, rate_gflops):
+def derived(res, rate_gflops=None):
     """Ratios and roofline fraction from one bench_config result, from the medians of wall
-    time ("wall") and of thread CPU time ("cpu": robust when other processes share the cores)."""
-    roof_ms = bp_flops(res) / (rate_gflops * 1e9) * 1e3
-    out = {"roofline_ms": roof_ms}
+    time ("wall") and of thread CPU time ("cpu": robust when other processes share the cores).
+
+    The roofline is ``bp_flops`` at the best GEMM probe rate timed alongside the backends
+    (same clock, same conditions), or at ``rate_gflops`` if given."""
+    out = {}
     for clock in ("wall", "cpu"):
+        rate = rate_gflops or max(v[clock] for v in res["gemm_gflops"].values())
+        roof_ms = bp_flops(res) / (rate * 1e9) * 1e3
         t = {b: v[clock]["median"] for b, v in res["times"].items()}
-        d = {}
+        d = {"gemm_gflops": rate, "roofline_ms": roof_ms}
         bp = t.get("tpref numba bp")
         if bp:
             d["bp_over_roofline"] = bp / roof_ms
@@ -406,6 +434,10 @@ def plot_sweep(rows, path):
         for r in rs:
             axes[1].scatter(r["T"], r["tp_over_bp"], marker=marker,
                             c=f"C{SWEEP_P.index(r['p']) if r['p'] in SWEEP_P else 0}")
+    for i, p in enumerate(SWEEP_P):
+        axes[1].scatter([], [], c=f"C{i}", label=f"p={p}")
+    axes[1].scatter([], [], c="gray", marker="o", label="float32")
+    axes[1].scatter([], [], c="gray", marker="s", label="float64")
     g = np.geomspace(5e-3, 20, 50)
     axes[0].plot(g, g / 4, "k--", lw=1, label="slope 1: (TP/BP - 1) ~ p/T")
     axes[0].set(xscale="log", yscale="log", xlabel="p / T", ylabel="TP/BP - 1 (median CPU times)",
@@ -419,6 +451,44 @@ def plot_sweep(rows, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def markdown(results):
+    """Markdown tables of a results dict (as written to bench.json), for docs/benchmarks.md."""
+    lines = []
+    g = results["gemm_gflops"]
+    lines.append("GEMM rate measured in this run (GFLOP/s): " + "; ".join(
+        f"{dt}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()) for dt, r in g.items()))
+    lines.append("")
+    for res in results["configs"]:
+        dv = res["derived"]
+        lines.append(f"### {res['config']} {res['dtype']} (T={res['T']}, B={res['B']}, d={res['d']}, "
+                     f"p={res['p']}, k={res['k']}, {res['loss']})")
+        lines.append("")
+        lines.append("| backend | check (max rel err) | wall median ms [q25, q75] | CPU median ms | n |")
+        lines.append("|---|---|---|---|---|")
+        for b, v in res["times"].items():
+            c = res["check"].get(b.replace(" [ftz]", ""), {})
+            w = v["wall"]
+            chk = f"{c['max_rel_err']:.1e}" if c else ""
+            lines.append(f"| {b} | {chk} | {w['median']:.2f} [{w['q25']:.2f}, {w['q75']:.2f}] | "
+                         f"{v['cpu']['median']:.2f} | {w['n']} |")
+        lines.append("")
+        lines.append("; ".join(
+            f"{clock}: " + ", ".join(f"{k} {x:.2f}" for k, x in dv[clock].items())
+            for clock in ("cpu", "wall")))
+        lines.append("")
+    if results.get("sweep"):
+        lines.append("### sweep (numba backend, median CPU ms; TP/BP from CPU medians)")
+        lines.append("")
+        lines.append("| dtype | T | p | p/T | BP | TP | DTP | TP/BP | TP/BP (wall) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for r in results["sweep"]:
+            c = r["cpu_median_ms"]
+            lines.append(f"| {r['dtype']} | {r['T']} | {r['p']} | {r['p'] / r['T']:.3f} | {c['bp']:.2f} | "
+                         f"{c['tp']:.2f} | {c['dtp']:.2f} | {r['tp_over_bp']:.3f} | {r['tp_over_bp_wall']:.3f} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -467,14 +537,13 @@ def run(args, log=print):
             with_numpy = not (args.quick and cfg["T"] > 200)
             res = bench_config(name, cfg, dt, repeats, with_numpy, not args.no_torch,
                                ftz=(name == "mnist"), log=log)
-            res["derived"] = derived(res, max(results["gemm_gflops"][dt.name].values()))
+            res["derived"] = derived(res)
             results["configs"].append(res)
             for b, v in res["times"].items():
                 w, c = v["wall"], v["cpu"]
                 log(f"  {b:26s} wall median {w['median']:9.2f} ms [{w['q25']:.2f}, {w['q75']:.2f}]"
                     f"  cpu median {c['median']:9.2f} ms  (n={w['n']})")
             dv = res["derived"]
-            log(f"  roofline {dv['roofline_ms']:.2f} ms")
             for clock in ("wall", "cpu"):
                 log(f"  {clock}: " + ", ".join(f"{k} {v:.3f}" for k, v in dv[clock].items()))
     if not args.no_sweep:
@@ -484,6 +553,8 @@ def run(args, log=print):
     meta["load_average_end"] = os.getloadavg()
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(results, f, indent=1)
+    with open(os.path.join(args.out, "bench.md"), "w") as f:
+        f.write(markdown(results) + "\n")
     log(f"wrote {os.path.join(args.out, 'bench.json')}"
         + ("" if args.no_sweep else f" and {os.path.join(args.out, 'tp_over_bp.png')}"))
     return results
