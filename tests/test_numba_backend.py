@@ -273,3 +273,34 @@ def test_same_seed_same_bits():
     assert np.array_equal(a.targets, b.targets)
     for name in a.direction:
         assert np.array_equal(a.direction[name], b.direction[name])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("method", ["bp", "tp"])
+def test_same_bits_with_flush_to_zero(method, dtype):
+    """No subnormal enters the kernels' arithmetic: FTZ/DAZ on or off gives the same bits.
+
+    The reference differs under FTZ on this case (it computes with subnormals); the kernels
+    must not. torch.set_flush_denormal toggles FTZ/DAZ for the calling thread.
+    """
+    torch = pytest.importorskip("torch")
+    T = 250 if method == "tp" else 400
+    params, x, y = make_case(T=T, B=3, d=2, p=5, k=3, loss="cross_entropy", dtype=dtype, seed=11)
+    params["W_hh"] = params["W_hh"] * params["W_hh"].dtype.type(0.05 if method == "bp" else 1.0)
+    kw = dict(loss="cross_entropy", backend="numba")
+    if method == "tp":
+        kw.update(gamma_h=1e-290 if dtype == np.float64 else 1e-28, reg=50.0)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        on = tpref.oracle(method, params, x, y, **kw)
+    finally:
+        torch.set_flush_denormal(False)
+    off = tpref.oracle(method, params, x, y, **kw)
+    for name in off.direction:
+        assert np.array_equal(on.direction[name], off.direction[name]), name
+    if method == "tp":
+        # displacements below the smallest normal are legitimately 0 under FTZ (outputs only)
+        tiny = np.finfo(dtype).tiny
+        normal = np.abs(off.displacements) >= tiny
+        assert np.array_equal(on.displacements[normal], off.displacements[normal])
