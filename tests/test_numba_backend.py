@@ -304,3 +304,16 @@ def test_same_bits_with_flush_to_zero(method, dtype):
         tiny = np.finfo(dtype).tiny
         normal = np.abs(off.displacements) >= tiny
         assert np.array_equal(on.displacements[normal], off.displacements[normal])
+
+
+@pytest.mark.parametrize("method, update", CASES)
+def test_batch_of_one_and_non_contiguous_params(method, update):
+    """B = 1, and parameters in Fortran order or strided views: same results as the reference."""
+    params, x, y = make_case(T=7, B=1, d=3, p=6, k=2, loss="cross_entropy", dtype=np.float64, seed=4)
+    params["W_hh"] = np.asfortranarray(params["W_hh"])
+    params["b_h"] = np.repeat(params["b_h"], 2)[::2]
+    params["W_xh"] = np.asfortranarray(params["W_xh"])
+    kw = dict(loss="cross_entropy", update=update)
+    if method != "bp":
+        kw.update(gamma_h=0.1, reg=1.0)
+    compare_oracles(method, params, x, y, np.float64, **kw)

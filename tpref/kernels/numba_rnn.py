@@ -260,7 +260,7 @@ def transition_backward(params, x, hidden, grad_h, activation, through_time):
     s = _power_of_two_scale(grad_h[1:])
     g_T = np.zeros(hidden.shape[1:], dtype=hidden.dtype)
     with blas_threads():
-        delta = _deltas(params["W_hh"], hidden, grad_h, 1.0 / s, g_T, through_time, activation)
+        delta = _deltas(np.ascontiguousarray(params["W_hh"]), hidden, grad_h, 1.0 / s, g_T, through_time, activation)
         return _parameter_products(x, hidden, delta, s)
 
 
@@ -493,7 +493,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
         hidden = rnn_forward(params, x, activation)                # (T+1, B, p)
         value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
         dtype = hidden.dtype
-        W_hh = params["W_hh"]
+        W_hh = np.ascontiguousarray(params["W_hh"])          # (p, p), kernels want C order
         if method == "bp":
             # BPTT: grad_h is g_T at t = T and zero elsewhere (no explicit terms array)
             s = _power_of_two_scale(g_T)
