@@ -155,6 +155,7 @@ def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, diff
     d_z = cuda.device_array((B, p), dtype=dtype)
     blocks = _blocks(B * p)
     for t in range(T, 0, -1):
-        _tp_z[blocks, THREADS_PER_BLOCK](d_hidden[t], d_lam[t], lo, hi, activation == "sigmoid", d_z)
+        _tp_z[blocks, THREADS_PER_BLOCK](d_hidden[t], d_lam[t], lo, hi, activation == "sigmoid",
+                                         d_z)
         _rows_times[blocks, THREADS_PER_BLOCK](d_z, d_P, flush, d_lam[t - 1])
     return d_lam.copy_to_host()

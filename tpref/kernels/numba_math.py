@@ -11,17 +11,18 @@ Method (Cephes' ``tanh``, Moshier 1984, re-derived; no code copied):
 - ``|x| < 0.625``: tanh(x) = x + x^3 P(x^2) / Q(x^2), a rational minimax fit (float64) or
   x + x^3 P(x^2), a polynomial fit (float32).
 - ``|x| >= 0.625``: tanh(|x|) = (exp(2|x|) - 1) / (exp(2|x|) + 1); exp(2|x|) >= 3.49 there,
-  so the subtraction loses nothing. exp(y) = 2^k exp(r) with k = round(y / ln 2), r = y - k ln 2 split in a
-  high and a low part (Cody-Waite), exp(r) by its Taylor series (|r| <= ln(2)/2: degree 13
-  in float64, degree 7 in float32, truncation below half an ulp) and 2^k = float(1 << k).
+  so the subtraction loses nothing. exp(y) = 2^k exp(r) with k = round(y / ln 2),
+  r = y - k ln 2 split in a high and a low part (Cody-Waite), exp(r) by its Taylor series
+  (|r| <= ln(2)/2: degree 13 in float64, degree 7 in float32, truncation below half an ulp)
+  and 2^k = float(1 << k).
 - ``|x|`` is capped (19.5 in float64, 9.5 in float32) where tanh rounds to 1, which also
   bounds k (56 and 27), so 1 << k never overflows its integer type.
 
 Kernels calling it are compiled with ``fastmath=CONTRACT`` (fused multiply-add only), which
-halves its cost. Both branches are computed and one selected arithmetically (no control flow at all, which
-also keeps Numba's inliner happy); in float64 the two branches share one division (the
-costliest instruction here). NaN propagates through both branches; k is clamped so that a
-NaN never reaches the integer shift.
+halves its cost. Both branches are computed and one selected arithmetically (no control flow
+at all, which also keeps Numba's inliner happy); in float64 the two branches share one
+division (the costliest instruction here). NaN propagates through both branches; k is clamped
+so that a NaN never reaches the integer shift.
 """
 
 import numpy as np
@@ -41,7 +42,8 @@ _CAP64, _CAP32 = 19.5, 9.5         # tanh(x) rounds to 1 beyond these
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _LOG2E = 1.44269504088896338700e+00
 # tanh(x) = x + x^3 P(z) / Q(z), z = x^2, |x| < 0.625 (float64, rel. error ~2.5e-16)
-_P0, _P1, _P2 = -9.64399179425052238628e-01, -9.92877231001918586564e+01, -1.61468768441708447952e+03
+_P0, _P1, _P2 = (-9.64399179425052238628e-01, -9.92877231001918586564e+01,
+                 -1.61468768441708447952e+03)
 _Q0, _Q1, _Q2 = 1.12811678491632931402e+02, 2.23548839060100448583e+03, 4.84406305325125486048e+03
 # tanhf: x + x^3 P(z), |x| < 0.625
 _F0, _F1, _F2, _F3, _F4 = (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
@@ -81,7 +83,8 @@ def _tanh32(x):
     small = ax + ax * z * ((((np.float32(_F0) * z + np.float32(_F1)) * z + np.float32(_F2)) * z
                             + np.float32(_F3)) * z + np.float32(_F4))
     y = np.float32(2.0) * ax
-    kf = min(np.float32(27.0), max(np.float32(0.0), np.floor(y * np.float32(_LOG2E) + np.float32(0.5))))
+    kf = np.floor(y * np.float32(_LOG2E) + np.float32(0.5))      # k in [0, 27], NaN -> 0
+    kf = min(np.float32(27.0), max(np.float32(0.0), kf))
     r = (y - kf * np.float32(0.693359375)) - kf * np.float32(-2.12194440e-4)
     e = one + r * (one + r * (np.float32(1.0 / 2) + r * (np.float32(1.0 / 6) + r * (
         np.float32(1.0 / 24) + r * (np.float32(1.0 / 120) + r * (np.float32(1.0 / 720) + r * (

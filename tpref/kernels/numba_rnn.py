@@ -1,10 +1,11 @@
 """Numba CPU twins of the NumPy reference RNN oracles (tpref.methods.reference).
 
 Same names, same loops, same order of operations where it matters for rounding; tested by
-equality with the reference (tests/test_numba_backend.py: float64 to ~1e-12 relative, float32
-within config.RTOL of the float64 reference). Each time loop is one ``@njit`` kernel; the
-per-step products are BLAS calls on (B, p) blocks made from inside the kernel, and everything
-elementwise is fused into the same pass over the block.
+equality with the reference (tests/test_numba_backend.py): float64 to ~1e-15 relative (within
+config.RTOL); float32 runs in float32 and meets config's float32 policy against the float64
+reference (RTOL / ATOL_SCALE, plus F32_REF_FACTOR x the float32 reference's own error).
+Each time loop is one ``@njit`` kernel; the per-step products are BLAS calls on (B, p) blocks
+made from inside the kernel, and the elementwise work runs on the block while it is in cache.
 
 What differs from the reference, by design (speed), and why equality still holds:
 
@@ -20,11 +21,13 @@ What differs from the reference, by design (speed), and why equality still holds
    solves, so its displacements carry ~eps * |f^{-1}(h)| of cancellation noise, which is what
    the tests allow for when gamma_h is tiny.
 3. Subnormals never occur in the backward recursions (config.FLUSH_TINY): each linear
-   recursion (BP's g_t, TP's lam_t, the through-time derivatives) runs on a copy scaled by a
-   power of two s (exact), and entries falling below sqrt(smallest normal) in those units are
-   set to 0 at each step. The returned displacements are s * mu, exactly the reference's
-   numbers where those are normal (a gamma_h below ~1e-150 could make them subnormal, as in
-   the reference; no task of the paper comes near).
+   recursion (BP's g_t, TP's lam_t, the through-time derivatives) runs in units of a power of
+   two s <= the largest entry of its start (exact scaling), and entries falling below
+   sqrt(smallest normal) in those units are set to 0 at each step. TP runs directly in units
+   of lam when s >= sqrt(FLUSH_TINY), with the threshold scaled instead: the same bits. The
+   returned displacements are s * mu, exactly the reference's numbers where those are normal
+   (a gamma_h below ~1e-150 could make them subnormal, as in the reference; no task of the
+   paper comes near).
    Without this, TP's displacements (scaled by gamma_h = 1e-4 on MNIST and decaying in t) and
    BP's vanishing float32 gradients run 2-9x slower unless the process flushes to zero.
 4. tanh is ``numba_math.vtanh`` (vectorizable, <= 2 ulp) instead of libm's scalar tanh.
@@ -239,6 +242,7 @@ def _parameter_products(x, hidden, delta, s):
 
 
 def _deltas(W_hh, hidden, grad_h, coef, g_T, through_time, activation):
+    """Allocate delta (T, B, p) and run ``_transition_deltas`` with dtype-exact scalars."""
     T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
     delta = np.empty((T, B, p), dtype=hidden.dtype)
     _transition_deltas(W_hh, hidden, grad_h, hidden.dtype.type(coef), g_T, through_time,
@@ -260,7 +264,8 @@ def transition_backward(params, x, hidden, grad_h, activation, through_time):
     s = _power_of_two_scale(grad_h[1:])
     g_T = np.zeros(hidden.shape[1:], dtype=hidden.dtype)
     with blas_threads():
-        delta = _deltas(np.ascontiguousarray(params["W_hh"]), hidden, grad_h, 1.0 / s, g_T, through_time, activation)
+        delta = _deltas(np.ascontiguousarray(params["W_hh"]), hidden, grad_h, 1.0 / s, g_T,
+                        through_time, activation)
         return _parameter_products(x, hidden, delta, s)
 
 
@@ -269,7 +274,7 @@ def transition_backward(params, x, hidden, grad_h, activation, through_time):
 
 
 def regularized_pinv_map(W_hh, reg):
-    """P = W_hh (W_hh^T W_hh + r I)^{-1} (p, p): rows z -> z P apply (W_hh^T W_hh + r I)^{-1} W_hh^T.
+    """P = W_hh (W_hh^T W_hh + r I)^{-1} (p, p); z -> z P applies (W_hh^T W_hh + r I)^{-1} W_hh^T.
 
     The "encoding of the inverse" of Sec. 3, once per oracle call: one Cholesky factor
     (``factor_regularized_gram``, with its RegularizedInverseError) and p triangular solves.
