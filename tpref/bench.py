@@ -335,7 +335,7 @@ def bench_config(name, cfg, dtype, repeats, with_numpy, with_torch, ftz=False, l
             runners[b] = tpref_runner(method, backend, params, x, y, cfg)
         else:
             runners[b] = torch_runner(params, x, y, cfg, cell="cell" in b)
-    if ftz:
+    if ftz and _torch() is not None:             # FTZ/DAZ is toggled through PyTorch
         for b in ("tpref numba bp", "tpref numba tp"):
             if b in runners:
                 runners[b + " [ftz]"] = _with_ftz(runners[b], True)
