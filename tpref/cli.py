@@ -3,6 +3,7 @@
 Commands
 --------
 demo   train a tiny RNN with BP, TP and DTP on one synthetic batch and print the loss curves
+bench  validate then time the oracle backends against PyTorch (tpref.bench, docs/benchmarks.md)
 """
 
 import argparse
@@ -18,6 +19,12 @@ def _demo(args):
     return 0
 
 
+def _bench(args):
+    from .bench import main as bench_main   # lazy: imports numba, matplotlib, torch
+
+    return bench_main(args.bench_args)
+
+
 def build_parser():
     """The argparse parser of the ``tpref`` command."""
     parser = argparse.ArgumentParser(
@@ -27,13 +34,20 @@ def build_parser():
     demo.add_argument("--iterations", type=int, default=200, help="SGD steps per method (default 200)")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and initialization")
     demo.set_defaults(func=_demo)
+    bench = sub.add_parser("bench", help="validate then time the oracle backends against PyTorch",
+                           add_help=False)
+    bench.set_defaults(func=_bench)
     return parser
 
 
 def main(argv=None):
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = rest                  # tpref.bench parses its own options
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command is None:
         parser.print_help()
         return 2

@@ -14,8 +14,9 @@ import numpy as np
 from .config import CLIP_EPS
 from .validation import check_choice, check_inputs, check_oracle_options, check_rnn_params, check_targets
 
-#: Backends of ``tpref.oracle``: "numpy" is the reference, the others are tested against it.
-BACKENDS = ("numpy",)
+#: Backends of ``tpref.oracle``: "numpy" is the reference, the others are tested against it
+#: ("numba": tpref.kernels.numba_rnn, fused Numba CPU kernels).
+BACKENDS = ("numpy", "numba")
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class OracleResult:
 
 
 def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local",
-           activation="tanh", backend="numpy", clip_eps=CLIP_EPS):
+           activation="tanh", backend="numba", clip_eps=CLIP_EPS):
     r"""Loss, hidden states, targets and descent direction of one RNN oracle call.
 
     Parameters
@@ -77,7 +78,8 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         (Eq. 3) or through the recursion (the authors' code). Ignored for "bp".
     activation : {"tanh", "sigmoid"}
     backend : str
-        One of ``tpref.oracle.BACKENDS``; "numpy" is the readable reference.
+        One of ``tpref.oracle.BACKENDS``. "numba" (default): fused Numba kernels
+        (tpref.kernels.numba_rnn), tested equal to "numpy", the readable reference loops.
     clip_eps : float in (0, 0.5)
         Tolerance of the projection pi onto the activation's image.
 
@@ -100,6 +102,8 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
     y = check_targets(y, loss, x.shape[1], k, dtype)
     if backend == "numpy":
         from .methods.reference import rnn_oracle
+    elif backend == "numba":
+        from .kernels.numba_rnn import rnn_oracle
     out = rnn_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
                      activation=activation, eps=clip_eps)
     return OracleResult(method=method, **out)

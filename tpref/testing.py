@@ -1,7 +1,7 @@
 """Checkers that ship with tpref, for its own tests and for users checking their code.
 
 - :func:`assert_close` / :func:`assert_dict_close`: the one tolerance policy of tpref
-  (``config.RTOL``, ``config.ATOL`` per dtype), with messages that name what differs.
+  (``config.RTOL``, ``config.ATOL_SCALE`` per dtype), with messages that name what differs.
 - :func:`check_grad`: a central-difference check of a claimed gradient along random
   directions, one parameter at a time, naming the parameter that fails (the habit of
   HIPS/autograd's ``check_grads``).
@@ -9,43 +9,47 @@
 
 import numpy as np
 
-from .config import ATOL, RTOL
+from .config import ATOL_SCALE, RTOL
 
 
 def tolerance(dtype):
-    """(rtol, atol) of the tolerance policy for ``dtype`` (float32 or float64)."""
+    """(rtol, atol_scale) of the tolerance policy for ``dtype`` (float32 or float64)."""
     dtype = np.dtype(dtype)
     if dtype not in RTOL:
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return RTOL[dtype], ATOL[dtype]
+    return RTOL[dtype], ATOL_SCALE[dtype]
 
 
-def assert_close(actual, desired, *, name="array", dtype=None, rtol=None):
-    """Assert max|actual - desired| <= rtol * max|desired| + atol (normwise).
+def assert_close(actual, desired, *, name="array", dtype=None, rtol=None, atol_scale=None,
+                 noise=0.0):
+    """Assert |actual - desired| <= rtol |desired| + atol_scale max|desired| + noise, entrywise.
 
-    The error is measured against the size of the whole reference array (a normwise test), so
-    entries that are tiny compared to the rest do not fail on rounding. ``dtype`` picks the
-    policy (default: the dtype of ``actual``); ``rtol`` overrides it.
+    The tolerance policy of tpref (``config.RTOL``, ``config.ATOL_SCALE``), picked by ``dtype``
+    (default: the dtype of ``actual``); ``rtol``/``atol_scale`` override it, ``noise`` adds an
+    absolute floor for references that are only known to that accuracy.
     """
     actual = np.asarray(actual)
     desired = np.asarray(desired)
     if actual.shape != desired.shape:
         raise AssertionError(f"{name}: shape {actual.shape} != expected {desired.shape}")
-    pol_rtol, atol = tolerance(dtype if dtype is not None else actual.dtype)
+    pol_rtol, pol_atol = tolerance(dtype if dtype is not None else actual.dtype)
     rtol = pol_rtol if rtol is None else rtol
+    atol_scale = pol_atol if atol_scale is None else atol_scale
     if actual.size == 0:
         return
     if not np.all(np.isfinite(actual)):
         raise AssertionError(f"{name}: non-finite values in the result")
-    scale = float(np.max(np.abs(desired)))
-    err = float(np.max(np.abs(actual.astype(np.float64) - desired.astype(np.float64))))
-    bound = rtol * scale + atol
-    if not err <= bound:
-        where = np.unravel_index(np.argmax(np.abs(actual - desired)), actual.shape)
+    ref = desired.astype(np.float64)
+    err = np.abs(actual.astype(np.float64) - ref)
+    scale = float(np.max(np.abs(ref)))
+    bound = rtol * np.abs(ref) + atol_scale * scale + noise
+    bad = err > bound
+    if bad.any():
+        where = np.unravel_index(np.argmax(err - bound), actual.shape)
         raise AssertionError(
-            f"{name}: max abs error {err:.3e} at {where} exceeds {bound:.3e} "
-            f"(rtol {rtol:.1e} x max|expected| {scale:.3e}); "
-            f"got {actual[where]!r}, expected {desired[where]!r}")
+            f"{name}: {int(bad.sum())} of {bad.size} entries differ beyond rtol {rtol:.1e} x |expected| "
+            f"+ {atol_scale:.1e} x max|expected| ({scale:.3e}); worst at {where}: got "
+            f"{actual[where]!r}, expected {desired[where]!r}")
 
 
 def assert_dict_close(actual, desired, *, name="dict", dtype=None, rtol=None):

@@ -1,0 +1,42 @@
+"""tpref.bench runs end to end on a tiny configuration (no timing is asserted)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tpref import bench
+from tpref.cli import main as cli_main
+
+TINY = dict(T=6, B=3, d=2, p=5, k=3, loss="cross_entropy", gamma_h=1e-2, reg=1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_bench_config_validates_and_times(dtype):
+    res = bench.bench_config("tiny", TINY, dtype, repeats=2, with_numpy=True, with_torch=True,
+                             ftz=True, log=lambda *a: None)
+    assert all(v["ok"] for v in res["check"].values()), res["check"]
+    assert "tpref numba bp" in res["times"] and "tpref numba tp [ftz]" in res["times"]
+    for v in res["times"].values():
+        assert v["wall"]["n"] >= 2 and v["wall"]["median"] > 0
+    d = bench.derived(res)
+    assert d["wall"]["tp_over_bp"] > 0 and d["cpu"]["tp_over_bp"] > 0
+    assert d["cpu"]["roofline_ms"] > 0 and d["cpu"]["gemm_gflops"] > 0
+    assert bench.markdown({"gemm_gflops": {}, "configs": [dict(res, derived=d)], "sweep": []})
+    json.dumps(res)                                     # serializable as written by run()
+
+
+def test_cli_bench_writes_json_and_plot(tmp_path, monkeypatch):
+    monkeypatch.setitem(bench.CONFIGS, "tiny", TINY)
+    monkeypatch.setattr(bench, "SWEEP_T", (4, 8))
+    monkeypatch.setattr(bench, "SWEEP_P", (4,))
+    monkeypatch.setattr(bench, "gemm_rate", lambda dtype: {"fake": 10.0})
+    orig = bench.sweep
+    monkeypatch.setattr(bench, "sweep", lambda dt, reps, log=print: orig(
+        dt, 1, Ts=(4, 8), ps=(4,), base="tiny", log=log))
+    with np.errstate():                                  # cli.main sets np.seterr(all="raise")
+        assert cli_main(["bench", "--quick", "--configs", "tiny", "--dtypes", "float64",
+                         "--repeats", "1", "--no-torch", "--out", str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "bench.json").read_text())
+    assert out["configs"][0]["config"] == "tiny" and len(out["sweep"]) == 3
+    assert (tmp_path / "tp_over_bp.png").stat().st_size > 0

@@ -1,0 +1,309 @@
+"""The Numba backend (tpref.kernels) equals the NumPy reference (tpref.methods.reference).
+
+stumpy-style: every test computes ``ref`` with the reference and ``comp`` with the twin, then
+compares them with the one tolerance policy of tpref.config (RTOL, ATOL_SCALE per dtype).
+float32 runs are compared with the float64 reference on the same (float32-representable)
+inputs, so the float32 tolerance bounds float32's own error, not a drift between backends.
+
+The kernels are compiled with ``cache=True``: the first run of this module on a machine pays
+the JIT (about 15-30 s on 2 cores for both dtypes), later runs load the cache.
+No timings are asserted here; scripts/bench.py times the backends.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import tpref
+from tpref import testing
+from tpref.config import F32_REF_FACTOR, RTOL
+from tpref.kernels import numba_math, numba_rnn
+from tpref.methods import reference
+
+DTYPES = (np.float64, np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def assert_close(comp, ref, dtype, name, noise=0.0):
+    """tpref.testing.assert_close with the policy of ``dtype``; ``noise`` is an extra absolute
+    floor for quantities whose reference value is itself only known to that accuracy
+    (difference TP with tiny gamma_h, see test_dtp_tiny_gamma)."""
+    assert comp is not None and ref is not None, name
+    testing.assert_close(comp, ref, name=name, dtype=dtype, noise=noise)
+
+
+def make_case(T, B, d, p, k, loss, dtype, seed, b_scale=0.3):
+    """A seeded random RNN problem; params and x rounded to ``dtype`` (exact in float64)."""
+    rng = np.random.default_rng(seed)
+    params = tpref.init_rnn(d, p, k, seed=rng, dtype=np.float64)
+    params["W_hh"] = params["W_hh"] * 1.2                # some growth, so through-time terms matter
+    params["b_h"] = b_scale * rng.normal(size=p)
+    params["b_y"] = 0.1 * rng.normal(size=k)
+    params = {name: a.astype(dtype) for name, a in params.items()}
+    x = rng.normal(size=(T, B, d)).astype(dtype)
+    if loss == "cross_entropy":
+        y = rng.integers(0, k, size=B)
+    else:
+        y = rng.normal(size=(B, k)).astype(dtype)
+    return params, x, y
+
+
+def as64(params):
+    return {name: a.astype(np.float64) for name, a in params.items()}
+
+
+def compare_oracles(method, params, x, y, dtype, noise=0.0, **kw):
+    """Run the numba backend in ``dtype`` and the reference in float64; compare every output.
+
+    float32: the bound also allows config.F32_REF_FACTOR times the float32 reference's own
+    max error against float64, per output (the kernel is no worse than the reference).
+    ``noise`` (float64, relative to max|displacements|) is an extra floor for outputs whose
+    reference value is only known to that accuracy.
+    """
+    comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
+    ref = tpref.oracle(method, as64(params), x.astype(np.float64),
+                       y if y.dtype.kind in "iu" else y.astype(np.float64),
+                       backend="numpy", **kw)
+    ref32 = (tpref.oracle(method, params, x, y, backend="numpy", **kw)
+             if np.dtype(dtype) == np.float32 else None)
+
+    def check(name, get):
+        c, r = get(comp), get(ref)
+        floor = noise * float(np.max(np.abs(r)))
+        if ref32 is not None:
+            floor += F32_REF_FACTOR * float(np.max(np.abs(get(ref32) - r)))
+        assert c.dtype == np.dtype(dtype), name
+        assert_close(c, r, dtype, name, floor)
+
+    assert comp.hidden.dtype == np.dtype(dtype)
+    assert abs(comp.loss - ref.loss) <= RTOL[np.dtype(dtype)] * max(1.0, abs(ref.loss))
+    check("output", lambda res: res.output)
+    check("hidden", lambda res: res.hidden)
+    if method == "bp":
+        assert comp.targets is None and comp.displacements is None
+    else:
+        check("displacements", lambda res: res.displacements)
+        check("targets", lambda res: res.targets)
+    assert set(comp.direction) == set(ref.direction)
+    for name in ref.direction:
+        check(f"direction[{name}]", lambda res: res.direction[name])
+    return comp, ref
+
+
+# ----------------------------------------------------------------------------------------------
+# vectorizable tanh
+
+
+@pytest.mark.parametrize("dtype, ulps", [(np.float64, 4), (np.float32, 4)])
+def test_vtanh_accuracy(dtype, ulps):
+    x = np.concatenate([np.linspace(-25.0, 25.0, 200_001),
+                        np.geomspace(np.finfo(dtype).tiny, 30.0, 20_001),
+                        -np.geomspace(np.finfo(dtype).tiny, 30.0, 20_001),
+                        [0.0, 0.625, -0.625, np.inf, -np.inf]]).astype(dtype)
+    comp = numba_math.vtanh_array(x, np.empty_like(x))
+    ref = np.tanh(x.astype(np.float64))
+    rel = np.abs(comp - ref) / np.maximum(np.abs(ref), np.finfo(dtype).tiny)
+    assert comp.dtype == np.dtype(dtype)
+    assert rel.max() <= ulps * np.finfo(dtype).eps, f"max relative error {rel.max():.3e}"
+    assert np.signbit(numba_math.vtanh_array(np.array([-0.0], dtype), np.empty(1, dtype))[0])
+    assert np.isnan(numba_math.vtanh_array(np.array([np.nan], dtype), np.empty(1, dtype))[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# every oracle: method x update x activation x loss x dtype
+
+CASES = [(m, u) for m in ("bp", "tp", "dtp") for u in ("local", "through_time")
+         if not (m == "bp" and u == "through_time")]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("method, update", CASES)
+def test_oracle_equals_reference(method, update, activation, loss, dtype):
+    seed = 1000 + 7 * CASES.index((method, update)) + 3 * (activation == "sigmoid") + (loss == "mse")
+    params, x, y = make_case(T=9, B=4, d=3, p=6, k=3, loss=loss, dtype=dtype, seed=seed)
+    kw = dict(loss=loss, update=update, activation=activation)
+    if method != "bp":
+        kw.update(gamma_h=0.1, reg=0.5)
+    compare_oracles(method, params, x, y, dtype, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("method, update", CASES)
+def test_single_step(method, update, dtype):
+    """T = 1: no recursion at all, only the boundary terms."""
+    params, x, y = make_case(T=1, B=3, d=2, p=5, k=4, loss="cross_entropy", dtype=dtype, seed=5)
+    kw = dict(loss="cross_entropy", update=update)
+    if method != "bp":
+        kw.update(gamma_h=0.05, reg=1.0)
+    compare_oracles(method, params, x, y, dtype, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("method, update", [("tp", "local"), ("tp", "through_time"), ("bp", "local")])
+def test_denormal_prone(method, update, dtype):
+    """Tiny gamma_h and fast decay: the reference runs into subnormals, the kernels flush.
+
+    gamma_h is chosen so that lam_T is a normal number and lam_t (TP) or dL/dh_t (BP, long T,
+    contracting W_hh) falls through the subnormal range within the sequence.
+    """
+    T = 250 if method == "tp" else 400
+    params, x, y = make_case(T=T, B=3, d=2, p=5, k=3, loss="cross_entropy", dtype=dtype, seed=11)
+    params["W_hh"] = params["W_hh"] * params["W_hh"].dtype.type(0.05 if method == "bp" else 1.0)
+    kw = dict(loss="cross_entropy", update=update)
+    if method == "tp":
+        tiny_gamma = 1e-290 if dtype == np.float64 else 1e-28
+        kw.update(gamma_h=tiny_gamma, reg=50.0)
+    comp, ref = compare_oracles(method, params, x, y, dtype, **kw)
+    if method == "tp":
+        # the reference did go through the subnormal range ...
+        tiny = np.finfo(dtype).tiny
+        ref_lam = tpref.oracle(method, params, x, y, backend="numpy", **kw).displacements
+        assert np.any((ref_lam != 0) & (np.abs(ref_lam) < tiny))
+        # ... while the kernel's recursion (in units of s) never holds a subnormal number
+        mu, s = numba_rnn._propagate_scaled(params, comp.hidden, ref_lam[-1], kw["reg"],
+                                            "tanh", 1e-3, difference=False)
+        assert not np.any((mu != 0) & (np.abs(mu) < tiny))
+        assert np.any(mu[0] == 0) and np.all(np.abs(mu[-1]) <= 2.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_dtp_tiny_gamma(dtype):
+    """DTP with tiny gamma_h: h_t + lam_t rounds to h_t, so both give exactly 0 before T."""
+    params, x, y = make_case(T=12, B=3, d=2, p=5, k=3, loss="cross_entropy", dtype=dtype, seed=3)
+    gamma = 1e-290 if dtype == np.float64 else 1e-28
+    comp, ref = compare_oracles("dtp", params, x, y, dtype, loss="cross_entropy",
+                                gamma_h=gamma, reg=1.0)
+    assert np.all(comp.displacements[:-1] == 0.0)
+
+
+def test_dtp_cancellation_noise():
+    """DTP, gamma_h = 1e-8: the reference's f^{-1}(v) - f^{-1}(h) cancels ~eps |f^{-1}(h)|.
+
+    The kernel subtracts before the product (numba_rnn, point 2); it must agree with the
+    reference to that noise, and with a float64 finite-difference-free check: the kernel's
+    lam_{T-1} equals the reference computed on atanh differences (exact identity).
+    """
+    params, x, y = make_case(T=10, B=3, d=2, p=5, k=3, loss="cross_entropy",
+                             dtype=np.float64, seed=21)
+    gamma_h = 1e-8
+    hidden = reference.rnn_forward(params, x)
+    f_inv_scale = np.max(np.abs(np.arctanh(np.clip(hidden, -1 + 1e-3, 1 - 1e-3))))
+    lam_scale = gamma_h * 0.1                            # ~ max |lam_T| here (g_T ~ 1 / B)
+    noise = 1e3 * np.finfo(np.float64).eps * (1.0 + f_inv_scale) / lam_scale   # relative
+    comp, ref = compare_oracles("dtp", params, x, y, np.float64, noise=noise,
+                                loss="cross_entropy", gamma_h=gamma_h, reg=1.0)
+    # and the reference's noise is what separates them: far below gamma_h, far above eps
+    err = np.max(np.abs(comp.displacements - ref.displacements)) / np.max(np.abs(ref.displacements))
+    assert err < 1e-4
+
+
+# ----------------------------------------------------------------------------------------------
+# the twins, piece by piece
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_forward_twin(activation, dtype):
+    params, x, _ = make_case(T=30, B=5, d=4, p=7, k=2, loss="mse", dtype=dtype, seed=8)
+    comp = numba_rnn.rnn_forward(params, x, activation)
+    ref = reference.rnn_forward(as64(params), x.astype(np.float64), activation)
+    assert_close(comp, ref, dtype, "hidden")
+
+
+@pytest.mark.parametrize("through_time", [False, True])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_transition_backward_twin(activation, through_time):
+    params, x, _ = make_case(T=15, B=4, d=3, p=6, k=2, loss="mse", dtype=np.float64, seed=9)
+    hidden = reference.rnn_forward(params, x, activation)
+    grad_h = np.random.default_rng(4).normal(size=hidden.shape) * 1e-3
+    comp = numba_rnn.transition_backward(params, x, hidden, grad_h, activation, through_time)
+    ref = reference.transition_backward(params, x, hidden, grad_h, activation, through_time)
+    for name in ref:
+        assert_close(comp[name], ref[name], np.float64, name)
+
+
+@pytest.mark.parametrize("difference", [False, True])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_propagate_displacements_twin(activation, difference):
+    params, x, _ = make_case(T=15, B=4, d=3, p=6, k=2, loss="mse", dtype=np.float64, seed=10)
+    hidden = reference.rnn_forward(params, x, activation)
+    lam_T = np.random.default_rng(5).normal(size=hidden.shape[1:]) * 1e-2
+    args = (params, x, hidden, lam_T, 0.3, activation, 1e-3, difference)
+    assert_close(numba_rnn.propagate_displacements(*args),
+                 reference.propagate_displacements(*args), np.float64, "lam")
+
+
+# ----------------------------------------------------------------------------------------------
+# contract of the backend
+
+
+def test_numba_is_a_backend():
+    assert "numba" in tpref.BACKENDS and "numpy" in tpref.BACKENDS
+
+
+def test_singular_inverse_raises():
+    params, x, y = make_case(T=4, B=2, d=2, p=4, k=2, loss="cross_entropy", dtype=np.float64, seed=1)
+    params["W_hh"][:, 0] = 0.0                           # singular W_hh, reg = 0
+    with pytest.raises(tpref.RegularizedInverseError):
+        tpref.oracle("tp", params, x, y, loss="cross_entropy", gamma_h=0.1, reg=0.0,
+                     backend="numba")
+
+
+def test_same_seed_same_bits():
+    params, x, y = make_case(T=20, B=3, d=2, p=8, k=3, loss="cross_entropy", dtype=np.float64, seed=2)
+    kw = dict(loss="cross_entropy", gamma_h=0.1, reg=1.0, backend="numba")
+    a = tpref.oracle("tp", params, x, y, **kw)
+    b = tpref.oracle("tp", params, x, y, **kw)
+    assert np.array_equal(a.targets, b.targets)
+    for name in a.direction:
+        assert np.array_equal(a.direction[name], b.direction[name])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("method", ["bp", "tp"])
+def test_same_bits_with_flush_to_zero(method, dtype):
+    """No subnormal enters the kernels' arithmetic: FTZ/DAZ on or off gives the same bits.
+
+    The reference differs under FTZ on this case (it computes with subnormals); the kernels
+    must not. torch.set_flush_denormal toggles FTZ/DAZ for the calling thread.
+    """
+    torch = pytest.importorskip("torch")
+    T = 250 if method == "tp" else 400
+    params, x, y = make_case(T=T, B=3, d=2, p=5, k=3, loss="cross_entropy", dtype=dtype, seed=11)
+    params["W_hh"] = params["W_hh"] * params["W_hh"].dtype.type(0.05 if method == "bp" else 1.0)
+    kw = dict(loss="cross_entropy", backend="numba")
+    if method == "tp":
+        kw.update(gamma_h=1e-290 if dtype == np.float64 else 1e-28, reg=50.0)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        on = tpref.oracle(method, params, x, y, **kw)
+    finally:
+        torch.set_flush_denormal(False)
+    off = tpref.oracle(method, params, x, y, **kw)
+    for name in off.direction:
+        assert np.array_equal(on.direction[name], off.direction[name]), name
+    if method == "tp":
+        # displacements below the smallest normal are legitimately 0 under FTZ (outputs only)
+        tiny = np.finfo(dtype).tiny
+        normal = np.abs(off.displacements) >= tiny
+        assert np.array_equal(on.displacements[normal], off.displacements[normal])
+
+
+@pytest.mark.parametrize("method, update", CASES)
+def test_batch_of_one_and_non_contiguous_params(method, update):
+    """B = 1, and parameters in Fortran order or strided views: same results as the reference."""
+    params, x, y = make_case(T=7, B=1, d=3, p=6, k=2, loss="cross_entropy", dtype=np.float64, seed=4)
+    params["W_hh"] = np.asfortranarray(params["W_hh"])
+    params["b_h"] = np.repeat(params["b_h"], 2)[::2]
+    params["W_xh"] = np.asfortranarray(params["W_xh"])
+    kw = dict(loss="cross_entropy", update=update)
+    if method != "bp":
+        kw.update(gamma_h=0.1, reg=1.0)
+    compare_oracles(method, params, x, y, np.float64, **kw)

@@ -1,0 +1,541 @@
+"""Numba CPU twins of the NumPy reference RNN oracles (tpref.methods.reference).
+
+Same names, same loops, same order of operations where it matters for rounding; tested by
+equality with the reference (tests/test_numba_backend.py): float64 to ~1e-15 relative (within
+config.RTOL); float32 runs in float32 and meets config's float32 policy against the float64
+reference (RTOL / ATOL_SCALE, plus F32_REF_FACTOR x the float32 reference's own error).
+Each time loop is one ``@njit`` kernel; the per-step products are BLAS calls on (B, p) blocks
+made from inside the kernel, and the elementwise work runs on the block while it is in cache.
+
+What differs from the reference, by design (speed), and why equality still holds:
+
+1. The regularized inverse is encoded once per call (Sec. 3 of the paper, "a matrix
+   inversion needs to be computed only once for all time steps"): from the Cholesky factor of
+   M = W_hh^T W_hh + r I we form P = W_hh M^{-1} (p, p), so each step is one product
+   lam_{t-1} = z_t P for a batch of row vectors, as cheap as BP's delta_t W_hh. This is
+   T_TP ~ p^3 + T_BP. The reference does two triangular solves per step; both are the same
+   linear map, and agree to ~cond(M) * eps.
+2. Difference TP subtracts before applying the inverse:
+   f^{-1}(h + lam) - f^{-1}(h) = g(a^{-1}(pi(h + lam)) - a^{-1}(pi(h))), with g(z) = z P; the
+   W_xh x_t + b_h terms cancel exactly. The reference subtracts two O(1) vectors after the
+   solves, so its displacements carry ~eps * |f^{-1}(h)| of cancellation noise, which is what
+   the tests allow for when gamma_h is tiny.
+3. Subnormals never occur in the backward recursions (config.FLUSH_TINY): each linear
+   recursion (BP's g_t, TP's lam_t, the through-time derivatives) runs in units of a power of
+   two s <= the largest entry of its start (exact scaling), and entries falling below
+   sqrt(smallest normal) in those units are set to 0 at each step. TP runs directly in units
+   of lam when s >= sqrt(FLUSH_TINY), with the threshold scaled instead: the same bits. The
+   returned displacements are s * mu, exactly the reference's numbers where those are normal
+   (a gamma_h below ~1e-150 could make them subnormal, as in the reference; no task of the
+   paper comes near).
+   Without this, TP's displacements (scaled by gamma_h = 1e-4 on MNIST and decaying in t) and
+   BP's vanishing float32 gradients run 2-9x slower unless the process flushes to zero.
+4. tanh is ``numba_math.vtanh`` (vectorizable, <= 2 ulp) instead of libm's scalar tanh.
+5. Parameter directions are one product over all time steps,
+   Delta (T*B, p)^T @ [h_0..h_{T-1}] (T*B, p), instead of T products of B rows.
+6. All BLAS calls of one oracle call run with config.BLAS_THREADS threads (threadpoolctl).
+
+Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hidden[0] = 0.
+"""
+
+import numpy as np
+import scipy.linalg
+from numba import njit
+
+from ..config import BLAS_THREADS, FLUSH_TINY
+from ..methods.inverse import factor_regularized_gram
+from ..methods.reference import output_backward
+from .numba_math import CONTRACT, vtanh
+
+__all__ = ["rnn_forward", "output_backward", "transition_backward", "regularized_pinv_map",
+           "propagate_displacements", "rnn_oracle", "blas_threads"]
+
+# every kernel: cached on disk (a second process pays no JIT), NumPy's error model (no
+# ZeroDivisionError checks, so divisions vectorize)
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# BLAS threads
+
+
+_CONTROLLER = None
+
+
+def blas_threads(limit=BLAS_THREADS):
+    """Context manager limiting NumPy's and SciPy's BLAS pools to ``limit`` threads (None: no-op).
+
+    A ``threadpoolctl.ThreadpoolController`` is built once per process (scanning the loaded
+    libraries costs ~0.7 ms; entering the limit afterwards ~20 us).
+    """
+    global _CONTROLLER
+    if limit is None:
+        import contextlib
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=limit, user_api="blas")
+
+
+def _flush(dtype):
+    """config.FLUSH_TINY as a scalar of ``dtype`` (a Python float would make Numba compare
+    float32 entries in float64, converting every element)."""
+    return np.dtype(dtype).type(FLUSH_TINY[np.dtype(dtype)])
+
+
+def _power_of_two_scale(a):
+    """The power of two s <= max|a| nearest to it (1 if a is all zero or not finite), as a's dtype.
+
+    Dividing or multiplying by s is exact (barring overflow/underflow), so a recursion run on
+    a / s and multiplied back by s gives the reference's bits while its entries stay O(1).
+    """
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    if not (np.isfinite(m) and m > 0.0):
+        return a.dtype.type(1.0)
+    _, e = np.frexp(m)                                   # m = f 2^e, f in [0.5, 1)
+    return np.ldexp(a.dtype.type(1.0), int(e) - 1)       # 2^(e-1) <= m < 2^e
+
+
+# ----------------------------------------------------------------------------------------------
+# forward
+
+
+@njit(fastmath=CONTRACT, **_JIT)
+def _forward_kernel(x, W_xh_T, W_hh_T, b_h, hidden, sigmoid):
+    """h_t = a(x_t W_xh^T + h_{t-1} W_hh^T + b_h) for t = 1..T, into hidden[1..T].
+
+    Parameters
+    ----------
+    x : ndarray of shape (T, B, d)
+    W_xh_T : ndarray of shape (d, p), C-contiguous W_xh^T
+    W_hh_T : ndarray of shape (p, p), C-contiguous W_hh^T
+    b_h : ndarray of shape (p,)
+    hidden : ndarray of shape (T+1, B, p)
+        hidden[0] = h_0 on entry; hidden[1..T] written.
+    sigmoid : bool
+        a = sigmoid (0.5 (1 + tanh(u / 2)), as the reference) instead of tanh.
+
+    Notes
+    -----
+    Sec. 2 of the paper. Sum order as the reference: (x W_xh^T + h W_hh^T) + b_h. The input
+    term is an explicit loop (d is small in every task: 1-6), not a BLAS call: NumPy's
+    (T*B, 1) @ (1, p) product cost more than the whole recurrence.
+    """
+    T, B, d = x.shape
+    p = W_hh_T.shape[0]
+    n = B * p
+    half = hidden.dtype.type(0.5)
+    one = hidden.dtype.type(1.0)
+    rec = np.empty((B, p), hidden.dtype)                 # (B, p) h_{t-1} W_hh^T, then u_t
+    xw = np.empty(p, hidden.dtype)                       # (p,) x_t W_xh^T for one sample
+    rf = rec.reshape(n)
+    for t in range(1, T + 1):
+        np.dot(hidden[t - 1], W_hh_T, rec)
+        x_t = x[t - 1]
+        for b in range(B):
+            for i in range(p):
+                xw[i] = x_t[b, 0] * W_xh_T[0, i]
+            for j in range(1, d):
+                xbj = x_t[b, j]
+                for i in range(p):
+                    xw[i] += xbj * W_xh_T[j, i]
+            for i in range(p):
+                rec[b, i] = (xw[i] + rec[b, i]) + b_h[i]     # u_t
+        h = hidden[t].reshape(n)
+        # a(u_t) over the whole (B*p,) block: one long vectorized loop
+        if sigmoid:
+            for i in range(n):
+                h[i] = half * (one + vtanh(half * rf[i]))
+        else:
+            for i in range(n):
+                h[i] = vtanh(rf[i])
+
+
+def rnn_forward(params, x, activation="tanh"):
+    """All hidden states h_0..h_T (twin of ``tpref.models.rnn.rnn_forward``).
+
+    Parameters
+    ----------
+    params : dict
+        ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,), one float dtype.
+    x : ndarray of shape (T, B, d), params' dtype
+    activation : {"tanh", "sigmoid"}
+
+    Returns
+    -------
+    hidden : ndarray of shape (T+1, B, p)
+    """
+    W_hh, W_xh, b_h = params["W_hh"], params["W_xh"], params["b_h"]
+    T, B, d = x.shape
+    p = W_hh.shape[0]
+    hidden = np.empty((T + 1, B, p), dtype=W_hh.dtype)           # (T+1, B, p)
+    hidden[0] = 0.0                                              # h_0
+    _forward_kernel(np.ascontiguousarray(x), np.ascontiguousarray(W_xh.T),
+                    np.ascontiguousarray(W_hh.T), np.ascontiguousarray(b_h), hidden,
+                    activation == "sigmoid")
+    return hidden
+
+
+# ----------------------------------------------------------------------------------------------
+# transition backward: one loop serves BP and both TP parameter updates
+
+
+@njit(**_JIT)
+def _transition_deltas(W_hh, hidden, grad_h, coef, g_T, through_time, sigmoid, flush, delta):
+    """delta[t-1] = dL/du_t (u_t the pre-activation) for t = T..1, in scaled units.
+
+    The loop of ``reference.transition_backward``: the explicit partial of step t is
+    ``coef * grad_h[t]`` (plus ``g_T`` at t = T); with ``through_time`` the total derivative
+    g_t = explicit_t + delta_{t+1} W_hh is carried back, else g_t = explicit_t.
+
+    Parameters
+    ----------
+    W_hh : ndarray of shape (p, p)
+    hidden : ndarray of shape (T+1, B, p)
+    grad_h : ndarray of shape (T+1, B, p), or (0, B, p) for "no explicit terms" (BP)
+    coef : float
+        Exact power-of-two factor applied to grad_h (the recursion's scale, with its sign).
+    g_T : ndarray of shape (B, p)
+        Extra explicit term at t = T (BP's dl/dh_T / s; zeros for TP).
+    through_time, sigmoid : bool
+    flush : float
+        Entries of the carried g_t below this magnitude are set to 0 (config.FLUSH_TINY).
+    delta : ndarray of shape (T, B, p)
+        Output.
+    """
+    T = delta.shape[0]
+    B, p = g_T.shape
+    n = B * p
+    one = hidden.dtype.type(1.0)
+    explicit = grad_h.shape[0] > 0
+    g = g_T.copy().reshape(n)                             # (B*p,) total dL/dh_t (scaled)
+    for t in range(T, 0, -1):
+        h = hidden[t].reshape(n)
+        d = delta[t - 1].reshape(n)
+        # branches hoisted out of the element loops, so each loop vectorizes
+        if not through_time and t < T:
+            g[:] = 0.0                                    # local: only the explicit term
+        if explicit:
+            e = grad_h[t].reshape(n)
+            for i in range(n):
+                g[i] = coef * e[i] + g[i]
+        if sigmoid:
+            for i in range(n):
+                d[i] = g[i] * (h[i] * (one - h[i]))       # delta_t = g_t a'(u_t)
+        else:
+            for i in range(n):
+                d[i] = g[i] * (one - h[i] * h[i])
+        if through_time and t > 1:
+            np.dot(delta[t - 1], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} through f_t
+            for i in range(n):                            # flush (branch-free select)
+                g[i] = g[i] * (abs(g[i]) >= flush)
+
+
+def _parameter_products(x, hidden, delta, s):
+    """(W_hh, W_xh, b_h) directions from all deltas at once: s * Delta^T [H_prev | X | 1]."""
+    T, B, p = delta.shape
+    D = delta.reshape(T * B, p)                                  # (T*B, p) dL/du, all steps
+    return {"W_hh": s * (D.T @ hidden[:-1].reshape(T * B, p)),  # (p, p)
+            "W_xh": s * (D.T @ x.reshape(T * B, x.shape[2])),   # (p, d)
+            "b_h": s * (np.ones(T * B, dtype=D.dtype) @ D)}      # (p,), a GEMV: D.sum(0) is slow
+
+
+def _deltas(W_hh, hidden, grad_h, coef, g_T, through_time, activation):
+    """Allocate delta (T, B, p) and run ``_transition_deltas`` with dtype-exact scalars."""
+    T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
+    delta = np.empty((T, B, p), dtype=hidden.dtype)
+    _transition_deltas(W_hh, hidden, grad_h, hidden.dtype.type(coef), g_T, through_time,
+                       activation == "sigmoid", _flush(hidden.dtype), delta)
+    return delta
+
+
+def transition_backward(params, x, hidden, grad_h, activation, through_time):
+    """Gradient of L(h_1, ..., h_T) w.r.t. (W_hh, W_xh, b_h) (twin of the reference's).
+
+    ``grad_h`` (T+1, B, p) holds the explicit partials dL/dh_t (grad_h[0] unused). The
+    recursion runs on grad_h / s with s a power of two (exact), flushing below
+    config.FLUSH_TINY; see the module docstring.
+
+    Returns
+    -------
+    dict with ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,)
+    """
+    s = _power_of_two_scale(grad_h[1:])
+    g_T = np.zeros(hidden.shape[1:], dtype=hidden.dtype)
+    with blas_threads():
+        delta = _deltas(np.ascontiguousarray(params["W_hh"]), hidden, grad_h, 1.0 / s, g_T,
+                        through_time, activation)
+        return _parameter_products(x, hidden, delta, s)
+
+
+# ----------------------------------------------------------------------------------------------
+# target propagation
+
+
+def regularized_pinv_map(W_hh, reg):
+    """P = W_hh (W_hh^T W_hh + r I)^{-1} (p, p); z -> z P applies (W_hh^T W_hh + r I)^{-1} W_hh^T.
+
+    The "encoding of the inverse" of Sec. 3, once per oracle call: one Cholesky factor
+    (``factor_regularized_gram``, with its RegularizedInverseError) and p triangular solves.
+    """
+    factor = factor_regularized_gram(W_hh, reg)                  # M = L L^T, M symmetric
+    return np.ascontiguousarray(scipy.linalg.cho_solve(factor, W_hh.T, check_finite=False).T)
+
+
+@njit(**_JIT)
+def _propagate_linearized(P, hidden, mu, sigmoid, lo, hi, flush):
+    """mu[t-1] = [(a^{-1})'(pi(h_t)) * mu[t]] P for t = T..1 (mu[T] set by the caller).
+
+    Notes
+    -----
+    Eq. (2) of the paper in displacement form (Sec. 3), linear in mu, so it runs on
+    mu = lam / s. ``(a^{-1})'(v)`` is written as the reference writes it:
+    1 / (1 - v^2) (tanh), 1 / (v (1 - v)) (sigmoid), with pi(v) = clip(v, lo, hi).
+    """
+    T = hidden.shape[0] - 1
+    B, p = hidden.shape[1], hidden.shape[2]
+    one = hidden.dtype.type(1.0)
+    z = np.empty((B, p), hidden.dtype)                    # (B, p) (a^{-1})'(pi(h_t)) * mu_t
+    for t in range(T, 0, -1):
+        h = hidden[t]
+        m = mu[t]
+        if sigmoid:
+            for b in range(B):
+                for i in range(p):
+                    v = min(max(h[b, i], lo), hi)
+                    z[b, i] = (one / (v * (one - v))) * m[b, i]
+        else:
+            for b in range(B):
+                for i in range(p):
+                    v = min(max(h[b, i], lo), hi)
+                    z[b, i] = (one / (one - v * v)) * m[b, i]
+        out = mu[t - 1]
+        np.dot(z, P, out)                                 # (B, p) rows of M^{-1} W_hh^T z
+        for b in range(B):
+            for i in range(p):                            # flush (branch-free select)
+                out[b, i] = out[b, i] * (abs(out[b, i]) >= flush)
+
+
+@njit(**_JIT)
+def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, delta, targets):
+    """Linearized TP and its parameter deltas in one pass over t = T..1 (the oracle's fast path).
+
+    At each step t, while h_t and mu_t are in cache:
+
+    - targets, Eq. (2) in displacement form: mu_{t-1} = [(a^{-1})'(pi(h_t)) * mu_t] P
+      (as ``_propagate_linearized``);
+    - Eq. (3) deltas, as ``_transition_deltas`` with explicit partials -mu_t:
+      delta[t-1] = g_t * a'(u_t), g_t = -mu_t (+ delta_{t+1} W_hh if ``through_time``);
+    - outputs: lam_t = s * mu_t written over mu_t, targets[t] = h_t + lam_t.
+
+    Parameters
+    ----------
+    P : ndarray of shape (p, p), ``regularized_pinv_map``
+    W_hh : ndarray of shape (p, p)
+    hidden : ndarray of shape (T+1, B, p)
+    mu : ndarray of shape (T+1, B, p)
+        mu[T] = lam_T / s on entry; lam (unscaled) on exit.
+    s : float, power of two
+        Units of the recursion; s = 1 (units of lam) skips the rescaling of the outputs.
+    delta : ndarray of shape (T, B, p)
+        Output, dL/du_t / s for L = sum_t ||h_t - v_t||^2 / 2.
+    targets : ndarray of shape (T+1, B, p)
+        Output, v_t = h_t + lam_t.
+    """
+    T = hidden.shape[0] - 1
+    B, p = hidden.shape[1], hidden.shape[2]
+    n = B * p
+    one = hidden.dtype.type(1.0)
+    z = np.empty(n, hidden.dtype)                         # (B*p,) (a^{-1})'(pi(h_t)) * mu_t
+    g = np.zeros(n, hidden.dtype)                         # (B*p,) carried dL/dh_t (through time)
+    for t in range(T, 0, -1):
+        h = hidden[t].reshape(n)
+        m = mu[t].reshape(n)
+        d = delta[t - 1].reshape(n)
+        # z_t first (it feeds the product); loops kept to <= 4 arrays each so they vectorize
+        if sigmoid:
+            for i in range(n):
+                v = min(max(h[i], lo), hi)
+                z[i] = (one / (v * (one - v))) * m[i]
+        else:
+            for i in range(n):
+                v = min(max(h[i], lo), hi)
+                z[i] = (one / (one - v * v)) * m[i]
+        v_t = targets[t].reshape(n)
+        if through_time:
+            for i in range(n):                            # g_t = -mu_t + delta_{t+1} W_hh
+                g[i] = -m[i] + g[i]
+            if sigmoid:
+                for i in range(n):
+                    d[i] = g[i] * (h[i] * (one - h[i]))   # delta_t = g_t a'(u_t)
+            else:
+                for i in range(n):
+                    d[i] = g[i] * (one - h[i] * h[i])
+        elif sigmoid:                                     # g_t = -mu_t (h_{t-1} held fixed)
+            for i in range(n):
+                d[i] = -m[i] * (h[i] * (one - h[i]))
+        else:
+            for i in range(n):
+                d[i] = -m[i] * (one - h[i] * h[i])
+        if s == one:                                      # outputs of step t
+            for i in range(n):
+                v_t[i] = h[i] + m[i]
+        else:
+            for i in range(n):
+                lam = s * m[i]
+                m[i] = lam
+                v_t[i] = h[i] + lam
+        out = mu[t - 1]
+        np.dot(z.reshape(B, p), P, out)                   # (B, p) mu_{t-1}
+        of = out.reshape(n)
+        for i in range(n):
+            of[i] = of[i] * (abs(of[i]) >= flush)
+        if through_time and t > 1:
+            np.dot(delta[t - 1], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} through f_t
+            for i in range(n):
+                g[i] = g[i] * (abs(g[i]) >= flush)
+    m = mu[0].reshape(n)
+    h = hidden[0].reshape(n)
+    v_t = targets[0].reshape(n)
+    for i in range(n):
+        lam = s * m[i]                                    # exact; a no-op when s = 1
+        m[i] = lam
+        v_t[i] = h[i] + lam
+
+
+@njit(**_JIT)
+def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
+    """lam[t-1] = [a^{-1}(pi(h_t + lam_t)) - a^{-1}(pi(h_t))] P for t = T..1.
+
+    Notes
+    -----
+    Difference TP, Sec. 2.2: f^{-1}(h_t + lam_t) - f^{-1}(h_t) with the regularized inverse;
+    the affine terms W_xh x_t + b_h cancel before the product (module docstring, point 2).
+    a^{-1} is atanh, or log(v) - log1p(-v) for the sigmoid, as in the reference.
+    """
+    T = hidden.shape[0] - 1
+    B, p = hidden.shape[1], hidden.shape[2]
+    z = np.empty((B, p), hidden.dtype)
+    for t in range(T, 0, -1):
+        h = hidden[t]
+        m = lam[t]
+        for b in range(B):
+            for i in range(p):
+                v1 = min(max(h[b, i] + m[b, i], lo), hi)
+                v0 = min(max(h[b, i], lo), hi)
+                if sigmoid:
+                    z[b, i] = (np.log(v1) - np.log1p(-v1)) - (np.log(v0) - np.log1p(-v0))
+                else:
+                    z[b, i] = np.arctanh(v1) - np.arctanh(v0)
+        out = lam[t - 1]
+        np.dot(z, P, out)
+        for b in range(B):
+            for i in range(p):
+                out[b, i] = out[b, i] * (abs(out[b, i]) >= flush)
+
+
+@njit(**_JIT)
+def _unscale_and_targets(hidden, lam, s, targets):
+    """lam <- s * lam in place (exact: s is a power of two); targets = hidden + lam (v_t)."""
+    hf = hidden.reshape(hidden.size)
+    lf = lam.reshape(lam.size)
+    tf = targets.reshape(targets.size)
+    for i in range(lf.size):
+        v = s * lf[i]
+        lf[i] = v
+        tf[i] = hf[i] + v
+
+
+def _clip_bounds(activation, eps, dtype):
+    """pi's interval as the reference's np.clip sees it (bounds rounded to the dtype)."""
+    lo, hi = (-1.0 + eps, 1.0 - eps) if activation == "tanh" else (eps, 1.0 - eps)
+    return dtype.type(lo), dtype.type(hi)
+
+
+def _propagate_scaled(params, hidden, lam_T, reg, activation, eps, difference):
+    """(mu, s): displacements in units of s (lam = s * mu), s = 1 for DTP (nonlinear)."""
+    T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
+    dtype = hidden.dtype
+    P = regularized_pinv_map(params["W_hh"], reg)                 # (p, p), once per call
+    lo, hi = _clip_bounds(activation, eps, dtype)
+    s = dtype.type(1.0) if difference else _power_of_two_scale(lam_T)
+    mu = np.empty((T + 1, B, p), dtype=dtype)                     # (T+1, B, p) lam / s
+    mu[T] = lam_T / s                                             # exact
+    kernel = _propagate_difference if difference else _propagate_linearized
+    kernel(P, hidden, mu, activation == "sigmoid", lo, hi, _flush(dtype))
+    return mu, s
+
+
+def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, difference):
+    """Displacements lam_t = v_t - h_t for t = T..0 (twin of the reference's).
+
+    Linearized TP (Eq. 2 in displacement form) or difference TP (Sec. 2.2), with the inverse
+    encoded once as P (``regularized_pinv_map``).
+
+    Returns
+    -------
+    lam : ndarray of shape (T+1, B, p)
+    """
+    with blas_threads():
+        mu, s = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, difference)
+    targets = np.empty_like(mu)
+    _unscale_and_targets(hidden, mu, s, targets)
+    return mu
+
+
+# ----------------------------------------------------------------------------------------------
+# the oracles
+
+
+def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, eps):
+    """One oracle call of the simple RNN with the Numba kernels (twin of the reference's).
+
+    Same arguments and result as ``tpref.methods.reference.rnn_oracle``; inputs assumed
+    validated (``tpref.oracle``).
+    """
+    with blas_threads():
+        hidden = rnn_forward(params, x, activation)                # (T+1, B, p)
+        value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
+        dtype = hidden.dtype
+        W_hh = np.ascontiguousarray(params["W_hh"])          # (p, p), kernels want C order
+        if method == "bp":
+            # BPTT: grad_h is g_T at t = T and zero elsewhere (no explicit terms array)
+            s = _power_of_two_scale(g_T)
+            no_terms = np.empty((0,) + hidden.shape[1:], dtype=dtype)
+            delta = _deltas(W_hh, hidden, no_terms, 1.0, g_T / s, True, activation)
+            lam = targets = None
+        else:
+            lam_T = -gamma_h * g_T                                 # Eq. (1), as the reference
+            through_time = update == "through_time"
+            if method == "tp":
+                # fused: targets, deltas and outputs in one pass (see _tp_backward)
+                T, B, p = x.shape[0], x.shape[1], W_hh.shape[0]
+                P = regularized_pinv_map(W_hh, reg)                # (p, p), once per call
+                lo, hi = _clip_bounds(activation, eps, dtype)
+                s = _power_of_two_scale(lam_T)
+                flush = _flush(dtype) * s                          # threshold in units of lam
+                # Run in units of lam (no rescaling pass) unless s is so small that the
+                # threshold would come within 2^30 of the subnormals; the two ways give the
+                # same bits (scaling by a power of two is exact), only the cost differs.
+                unscaled = s >= np.sqrt(_flush(dtype))
+                s_run = dtype.type(1.0) if unscaled else s
+                lam = np.empty((T + 1, B, p), dtype=dtype)         # lam / s_run, then lam
+                lam[T] = lam_T / s_run                             # exact
+                delta = np.empty((T, B, p), dtype=dtype)
+                targets = np.empty_like(lam)
+                _tp_backward(P, W_hh, hidden, lam, s_run, activation == "sigmoid", lo, hi,
+                             dtype.type(flush / s_run), through_time, delta, targets)
+                s = s_run
+            else:
+                mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True)
+                # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
+                s = _power_of_two_scale(lam_T)
+                zeros = np.zeros(hidden.shape[1:], dtype=dtype)
+                delta = _deltas(W_hh, hidden, mu, -s_lam / s, zeros, through_time, activation)
+                targets = np.empty_like(mu)
+                _unscale_and_targets(hidden, mu, s_lam, targets)
+                lam = mu                                           # now lam = v - h
+        direction.update(_parameter_products(x, hidden, delta, s))
+    return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
+            "targets": targets, "direction": direction}
