@@ -265,6 +265,25 @@ def test_same_seed_same_bits():
         assert np.array_equal(a.direction[name], b.direction[name])
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("method", ["bp", "tp", "dtp"])
+def test_targets_formed_on_access(method, backend):
+    """OracleResult.targets is hidden + displacements, formed on first access, then the same
+    array; None for BP; the result stays frozen (tpref/oracle.py)."""
+    params, x, y = make_case(T=5, B=2, d=2, p=4, k=3, loss="cross_entropy", dtype=np.float32, seed=3)
+    kw = dict(gamma_h=0.1, reg=1.0) if method != "bp" else {}
+    res = tpref.oracle(method, params, x, y, loss="cross_entropy", backend=backend, **kw)
+    if method == "bp":
+        assert res.targets is None
+    else:
+        v = res.targets
+        assert v.shape == res.hidden.shape and v.dtype == res.hidden.dtype
+        assert np.array_equal(v, res.hidden + res.displacements)
+        assert res.targets is v
+    with pytest.raises(AttributeError):
+        res.hidden = None
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("method", ["bp", "tp"])
 def test_same_bits_with_flush_to_zero(method, dtype):

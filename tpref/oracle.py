@@ -7,6 +7,7 @@ against. It validates its input, dispatches to a backend (the NumPy reference lo
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -23,6 +24,11 @@ BACKENDS = ("numpy", "numba")
 class OracleResult:
     """What one oracle call computes.
 
+    ``targets`` is not stored: it is ``hidden + displacements``, formed on first access and
+    then cached (``functools.cached_property``, which a frozen dataclass allows: it writes the
+    instance ``__dict__`` directly). The backends therefore never write a second (T+1, B, p)
+    array that most callers do not read; the values are the ones the backends used to return.
+
     Attributes
     ----------
     method : str
@@ -34,7 +40,8 @@ class OracleResult:
         hidden[t] = h_t, hidden[0] = h_0 = 0.
     targets : ndarray of shape (T+1, B, p) or None
         targets[t] = v_t (Eq. 1-2, or the difference formula for "dtp"); None for "bp".
-        targets[0] = v_0 is computed but not used by the update.
+        targets[0] = v_0 is computed but not used by the update. Computed on first access
+        as hidden + displacements (the same bits the backends returned before), then cached.
     displacements : ndarray of shape (T+1, B, p) or None
         lam_t = v_t - h_t (Sec. 3), computed directly (more accurate than targets - hidden).
     direction : dict of str -> ndarray
@@ -45,9 +52,15 @@ class OracleResult:
     loss: float
     output: np.ndarray
     hidden: np.ndarray
-    targets: Optional[np.ndarray]
     displacements: Optional[np.ndarray]
     direction: dict
+
+    @cached_property
+    def targets(self) -> Optional[np.ndarray]:
+        """v_t = h_t + lam_t, (T+1, B, p); None for "bp" (no displacements)."""
+        if self.displacements is None:
+            return None
+        return self.hidden + self.displacements                  # (T+1, B, p)
 
 
 def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local",

@@ -318,16 +318,18 @@ def _propagate_linearized(P, hidden, mu, sigmoid, lo, hi, flush):
 
 
 @njit(**_JIT)
-def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, delta, targets):
+def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, delta):
     """Linearized TP and its parameter deltas in one pass over t = T..1 (the oracle's fast path).
 
-    At each step t, while h_t and mu_t are in cache:
+    At each step t, while h_t and mu_t are in cache, in one loop over the (B*p,) block:
 
-    - targets, Eq. (2) in displacement form: mu_{t-1} = [(a^{-1})'(pi(h_t)) * mu_t] P
+    - z_t for Eq. (2) in displacement form: mu_{t-1} = z_t P, z_t = (a^{-1})'(pi(h_t)) * mu_t
       (as ``_propagate_linearized``);
     - Eq. (3) deltas, as ``_transition_deltas`` with explicit partials -mu_t:
       delta[t-1] = g_t * a'(u_t), g_t = -mu_t (+ delta_{t+1} W_hh if ``through_time``);
-    - outputs: lam_t = s * mu_t written over mu_t, targets[t] = h_t + lam_t.
+
+    then, only when s != 1, the output lam_t = s * mu_t over mu_t. The targets v_t = h_t + lam_t
+    are not written: ``OracleResult.targets`` forms them on demand (one (T+1, B, p) write less).
 
     Parameters
     ----------
@@ -340,8 +342,6 @@ def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, d
         Units of the recursion; s = 1 (units of lam) skips the rescaling of the outputs.
     delta : ndarray of shape (T, B, p)
         Output, dL/du_t / s for L = sum_t ||h_t - v_t||^2 / 2.
-    targets : ndarray of shape (T+1, B, p)
-        Output, v_t = h_t + lam_t.
     """
     T = hidden.shape[0] - 1
     B, p = hidden.shape[1], hidden.shape[2]
@@ -353,39 +353,36 @@ def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, d
         h = hidden[t].reshape(n)
         m = mu[t].reshape(n)
         d = delta[t - 1].reshape(n)
-        # z_t first (it feeds the product); loops kept to <= 4 arrays each so they vectorize
-        if sigmoid:
-            for i in range(n):
-                v = min(max(h[i], lo), hi)
-                z[i] = (one / (v * (one - v))) * m[i]
-        else:
-            for i in range(n):
-                v = min(max(h[i], lo), hi)
-                z[i] = (one / (one - v * v)) * m[i]
-        v_t = targets[t].reshape(n)
-        if through_time:
-            for i in range(n):                            # g_t = -mu_t + delta_{t+1} W_hh
-                g[i] = -m[i] + g[i]
+        # z_t (it feeds the product) and delta_t in one loop over h_t, mu_t; branches hoisted
+        # out of the element loops, each loop touching <= 4 arrays, so each vectorizes
+        if through_time:                                  # g_t = -mu_t + delta_{t+1} W_hh
             if sigmoid:
                 for i in range(n):
-                    d[i] = g[i] * (h[i] * (one - h[i]))   # delta_t = g_t a'(u_t)
+                    hv, mv = h[i], m[i]
+                    v = min(max(hv, lo), hi)
+                    z[i] = (one / (v * (one - v))) * mv
+                    d[i] = (-mv + g[i]) * (hv * (one - hv))   # delta_t = g_t a'(u_t)
             else:
                 for i in range(n):
-                    d[i] = g[i] * (one - h[i] * h[i])
+                    hv, mv = h[i], m[i]
+                    v = min(max(hv, lo), hi)
+                    z[i] = (one / (one - v * v)) * mv
+                    d[i] = (-mv + g[i]) * (one - hv * hv)
         elif sigmoid:                                     # g_t = -mu_t (h_{t-1} held fixed)
             for i in range(n):
-                d[i] = -m[i] * (h[i] * (one - h[i]))
+                hv, mv = h[i], m[i]
+                v = min(max(hv, lo), hi)
+                z[i] = (one / (v * (one - v))) * mv
+                d[i] = -mv * (hv * (one - hv))
         else:
             for i in range(n):
-                d[i] = -m[i] * (one - h[i] * h[i])
-        if s == one:                                      # outputs of step t
+                hv, mv = h[i], m[i]
+                v = min(max(hv, lo), hi)
+                z[i] = (one / (one - v * v)) * mv
+                d[i] = -mv * (one - hv * hv)
+        if s != one:                                      # output lam_t = s mu_t (exact)
             for i in range(n):
-                v_t[i] = h[i] + m[i]
-        else:
-            for i in range(n):
-                lam = s * m[i]
-                m[i] = lam
-                v_t[i] = h[i] + lam
+                m[i] = s * m[i]
         out = mu[t - 1]
         np.dot(z.reshape(B, p), P, out)                   # (B, p) mu_{t-1}
         of = out.reshape(n)
@@ -395,13 +392,10 @@ def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, d
             np.dot(delta[t - 1], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} through f_t
             for i in range(n):
                 g[i] = g[i] * (abs(g[i]) >= flush)
-    m = mu[0].reshape(n)
-    h = hidden[0].reshape(n)
-    v_t = targets[0].reshape(n)
-    for i in range(n):
-        lam = s * m[i]                                    # exact; a no-op when s = 1
-        m[i] = lam
-        v_t[i] = h[i] + lam
+    if s != one:
+        m = mu[0].reshape(n)
+        for i in range(n):
+            m[i] = s * m[i]                               # exact
 
 
 @njit(**_JIT)
@@ -435,16 +429,11 @@ def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
                 out[b, i] = out[b, i] * (abs(out[b, i]) >= flush)
 
 
-@njit(**_JIT)
-def _unscale_and_targets(hidden, lam, s, targets):
-    """lam <- s * lam in place (exact: s is a power of two); targets = hidden + lam (v_t)."""
-    hf = hidden.reshape(hidden.size)
-    lf = lam.reshape(lam.size)
-    tf = targets.reshape(targets.size)
-    for i in range(lf.size):
-        v = s * lf[i]
-        lf[i] = v
-        tf[i] = hf[i] + v
+def _unscale(mu, s):
+    """lam = s * mu in place (exact: s is a power of two); no pass at all when s = 1."""
+    if s != 1:
+        mu *= s
+    return mu
 
 
 def _clip_bounds(activation, eps, dtype):
@@ -479,9 +468,7 @@ def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, diff
     """
     with blas_threads():
         mu, s = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, difference)
-    targets = np.empty_like(mu)
-    _unscale_and_targets(hidden, mu, s, targets)
-    return mu
+    return _unscale(mu, s)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -504,12 +491,12 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
             s = _power_of_two_scale(g_T)
             no_terms = np.empty((0,) + hidden.shape[1:], dtype=dtype)
             delta = _deltas(W_hh, hidden, no_terms, 1.0, g_T / s, True, activation)
-            lam = targets = None
+            lam = None
         else:
             lam_T = -gamma_h * g_T                                 # Eq. (1), as the reference
             through_time = update == "through_time"
             if method == "tp":
-                # fused: targets, deltas and outputs in one pass (see _tp_backward)
+                # fused: displacements and deltas in one pass (see _tp_backward)
                 T, B, p = x.shape[0], x.shape[1], W_hh.shape[0]
                 P = regularized_pinv_map(W_hh, reg)                # (p, p), once per call
                 lo, hi = _clip_bounds(activation, eps, dtype)
@@ -523,9 +510,8 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 lam = np.empty((T + 1, B, p), dtype=dtype)         # lam / s_run, then lam
                 lam[T] = lam_T / s_run                             # exact
                 delta = np.empty((T, B, p), dtype=dtype)
-                targets = np.empty_like(lam)
                 _tp_backward(P, W_hh, hidden, lam, s_run, activation == "sigmoid", lo, hi,
-                             dtype.type(flush / s_run), through_time, delta, targets)
+                             dtype.type(flush / s_run), through_time, delta)
                 s = s_run
             else:
                 mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True)
@@ -533,9 +519,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 s = _power_of_two_scale(lam_T)
                 zeros = np.zeros(hidden.shape[1:], dtype=dtype)
                 delta = _deltas(W_hh, hidden, mu, -s_lam / s, zeros, through_time, activation)
-                targets = np.empty_like(mu)
-                _unscale_and_targets(hidden, mu, s_lam, targets)
-                lam = mu                                           # now lam = v - h
+                lam = _unscale(mu, s_lam)                          # lam = v - h (s_lam = 1)
         direction.update(_parameter_products(x, hidden, delta, s))
     return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
-            "targets": targets, "direction": direction}
+            "direction": direction}

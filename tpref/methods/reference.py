@@ -126,8 +126,9 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
     """One oracle call of the simple RNN with the NumPy reference loops.
 
     Inputs are assumed validated (``tpref.oracle`` does that). Returns a dict with ``loss``,
-    ``output`` (B, k), ``hidden`` (T+1, B, p), ``displacements`` and ``targets`` ((T+1, B, p)
-    or None for BP) and ``direction`` (dict shaped like params).
+    ``output`` (B, k), ``hidden`` (T+1, B, p), ``displacements`` ((T+1, B, p) or None for BP)
+    and ``direction`` (dict shaped like params). The targets v_t = h_t + lam_t are not
+    returned: ``OracleResult.targets`` forms hidden + displacements when it is read.
 
     Notes
     -----
@@ -145,14 +146,14 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
         grad_h = np.zeros_like(hidden)
         grad_h[T] = g_T
         direction.update(transition_backward(params, x, hidden, grad_h, activation, True))
-        lam = targets = None
+        lam = None
     else:
         lam_T = -gamma_h * g_T                                   # Eq. (1): v_T = h_T - gamma_h dl/dh_T
         lam = propagate_displacements(params, x, hidden, lam_T, reg, activation, eps,
                                       difference=(method == "dtp"))
-        targets = hidden + lam                                   # v_t
+        # the targets v_t = h_t + lam_t are OracleResult.targets, formed when read
         # Eq. (3): d/dtheta sum_t ||h_t(theta) - v_t||^2 / 2, explicit part h_t - v_t = -lam_t
         direction.update(transition_backward(params, x, hidden, -lam, activation,
                                              through_time=(update == "through_time")))
     return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
-            "targets": targets, "direction": direction}
+            "direction": direction}
