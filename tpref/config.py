@@ -42,6 +42,13 @@ ATOL_SCALE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
 FLUSH_TINY = {np.dtype(np.float64): float(np.sqrt(np.finfo(np.float64).tiny)),
               np.dtype(np.float32): float(np.sqrt(np.finfo(np.float32).tiny))}
 
+#: Rows (time steps x batch) per block of TP's parameter products in the Numba backend:
+#: _tp_backward turns the deltas of PRODUCT_BLOCK_ROWS // B steps into the directions while
+#: they are in cache, instead of writing a (T, B, p) delta array and reading it back for one
+#: product over all steps. 512 rows of p = 100 are 200-400 KB (float32/64): L2-resident, and
+#: still a GEMM of inner dimension 512.
+PRODUCT_BLOCK_ROWS = 512
+
 #: BLAS threads used inside a ``backend="numba"`` oracle call (threadpoolctl limits NumPy's
 #: and SciPy's OpenBLAS, which Numba's products use). Its products are small (B rows per time
 #: step), where extra threads cost more than they give; two OpenBLAS pools spinning on the same

@@ -42,7 +42,7 @@ import numpy as np
 import scipy.linalg
 from numba import njit
 
-from ..config import BLAS_THREADS, FLUSH_TINY
+from ..config import BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS
 from ..methods.inverse import factor_regularized_gram
 from ..methods.reference import output_backward
 from .numba_math import CONTRACT, vtanh
@@ -318,80 +318,110 @@ def _propagate_linearized(P, hidden, mu, sigmoid, lo, hi, flush):
 
 
 @njit(**_JIT)
-def _tp_backward(P, W_hh, hidden, mu, s, sigmoid, lo, hi, flush, through_time, delta):
-    """Linearized TP and its parameter deltas in one pass over t = T..1 (the oracle's fast path).
+def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time, chunk,
+                 dW_hh, dW_xh, db_h):
+    """Linearized TP, its Eq. (3) deltas and the parameter directions in one pass over t = T..1.
 
     At each step t, while h_t and mu_t are in cache, in one loop over the (B*p,) block:
 
     - z_t for Eq. (2) in displacement form: mu_{t-1} = z_t P, z_t = (a^{-1})'(pi(h_t)) * mu_t
       (as ``_propagate_linearized``);
     - Eq. (3) deltas, as ``_transition_deltas`` with explicit partials -mu_t:
-      delta[t-1] = g_t * a'(u_t), g_t = -mu_t (+ delta_{t+1} W_hh if ``through_time``);
+      delta_t = g_t * a'(u_t), g_t = -mu_t (+ delta_{t+1} W_hh if ``through_time``);
 
-    then, only when s != 1, the output lam_t = s * mu_t over mu_t. The targets v_t = h_t + lam_t
-    are not written: ``OracleResult.targets`` forms them on demand (one (T+1, B, p) write less).
+    then, only when s != 1, the output lam_t = s * mu_t over mu_t. Every ``chunk`` steps the
+    deltas of those steps, still in cache, go into the parameter directions
+    (``_parameter_products`` on a block of ``chunk`` steps): no (T, B, p) delta array is
+    written. The targets v_t = h_t + lam_t are not written either: ``OracleResult.targets``
+    forms them on demand.
 
     Parameters
     ----------
     P : ndarray of shape (p, p), ``regularized_pinv_map``
     W_hh : ndarray of shape (p, p)
     hidden : ndarray of shape (T+1, B, p)
+    x : ndarray of shape (T, B, d)
     mu : ndarray of shape (T+1, B, p)
         mu[T] = lam_T / s on entry; lam (unscaled) on exit.
     s : float, power of two
         Units of the recursion; s = 1 (units of lam) skips the rescaling of the outputs.
-    delta : ndarray of shape (T, B, p)
-        Output, dL/du_t / s for L = sum_t ||h_t - v_t||^2 / 2.
+    chunk : int >= 1
+        Time steps per block of parameter products (config.PRODUCT_BLOCK_ROWS // B).
+    dW_hh, dW_xh, db_h : ndarray of shape (p, p), (p, d), (p,), zero on entry
+        Outputs, in units of s: sum_t delta_t^T [h_{t-1} | x_t | 1] for
+        L = sum_t ||h_t - v_t||^2 / 2.
     """
     T = hidden.shape[0] - 1
     B, p = hidden.shape[1], hidden.shape[2]
+    d_in = x.shape[2]
     n = B * p
     one = hidden.dtype.type(1.0)
     z = np.empty(n, hidden.dtype)                         # (B*p,) (a^{-1})'(pi(h_t)) * mu_t
     g = np.zeros(n, hidden.dtype)                         # (B*p,) carried dL/dh_t (through time)
-    for t in range(T, 0, -1):
-        h = hidden[t].reshape(n)
-        m = mu[t].reshape(n)
-        d = delta[t - 1].reshape(n)
-        # z_t (it feeds the product) and delta_t in one loop over h_t, mu_t; branches hoisted
-        # out of the element loops, each loop touching <= 4 arrays, so each vectorizes
-        if through_time:                                  # g_t = -mu_t + delta_{t+1} W_hh
-            if sigmoid:
+    delta = np.empty((chunk, B, p), hidden.dtype)         # (chunk, B, p) deltas of one block
+    tmp_hh = np.empty((p, p), hidden.dtype)
+    tmp_xh = np.empty((p, d_in), hidden.dtype)
+    t_hi = T
+    while t_hi >= 1:                                      # block of steps t_lo..t_hi
+        t_lo = max(1, t_hi - chunk + 1)
+        for t in range(t_hi, t_lo - 1, -1):
+            h = hidden[t].reshape(n)
+            m = mu[t].reshape(n)
+            d = delta[t - t_lo].reshape(n)
+            # z_t (it feeds the product) and delta_t in one loop over h_t, mu_t; branches
+            # hoisted out of the element loops, each loop touching <= 4 arrays, so each vectorizes
+            if through_time:                              # g_t = -mu_t + delta_{t+1} W_hh
+                if sigmoid:
+                    for i in range(n):
+                        hv, mv = h[i], m[i]
+                        v = min(max(hv, lo), hi)
+                        z[i] = (one / (v * (one - v))) * mv
+                        d[i] = (-mv + g[i]) * (hv * (one - hv))   # delta_t = g_t a'(u_t)
+                else:
+                    for i in range(n):
+                        hv, mv = h[i], m[i]
+                        v = min(max(hv, lo), hi)
+                        z[i] = (one / (one - v * v)) * mv
+                        d[i] = (-mv + g[i]) * (one - hv * hv)
+            elif sigmoid:                                 # g_t = -mu_t (h_{t-1} held fixed)
                 for i in range(n):
                     hv, mv = h[i], m[i]
                     v = min(max(hv, lo), hi)
                     z[i] = (one / (v * (one - v))) * mv
-                    d[i] = (-mv + g[i]) * (hv * (one - hv))   # delta_t = g_t a'(u_t)
+                    d[i] = -mv * (hv * (one - hv))
             else:
                 for i in range(n):
                     hv, mv = h[i], m[i]
                     v = min(max(hv, lo), hi)
                     z[i] = (one / (one - v * v)) * mv
-                    d[i] = (-mv + g[i]) * (one - hv * hv)
-        elif sigmoid:                                     # g_t = -mu_t (h_{t-1} held fixed)
+                    d[i] = -mv * (one - hv * hv)
+            if s != one:                                  # output lam_t = s mu_t (exact)
+                for i in range(n):
+                    m[i] = s * m[i]
+            out = mu[t - 1]
+            np.dot(z.reshape(B, p), P, out)               # (B, p) mu_{t-1}
+            of = out.reshape(n)
             for i in range(n):
-                hv, mv = h[i], m[i]
-                v = min(max(hv, lo), hi)
-                z[i] = (one / (v * (one - v))) * mv
-                d[i] = -mv * (hv * (one - hv))
-        else:
-            for i in range(n):
-                hv, mv = h[i], m[i]
-                v = min(max(hv, lo), hi)
-                z[i] = (one / (one - v * v)) * mv
-                d[i] = -mv * (one - hv * hv)
-        if s != one:                                      # output lam_t = s mu_t (exact)
-            for i in range(n):
-                m[i] = s * m[i]
-        out = mu[t - 1]
-        np.dot(z.reshape(B, p), P, out)                   # (B, p) mu_{t-1}
-        of = out.reshape(n)
-        for i in range(n):
-            of[i] = of[i] * (abs(of[i]) >= flush)
-        if through_time and t > 1:
-            np.dot(delta[t - 1], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} through f_t
-            for i in range(n):
-                g[i] = g[i] * (abs(g[i]) >= flush)
+                of[i] = of[i] * (abs(of[i]) >= flush)
+            if through_time and t > 1:
+                np.dot(delta[t - t_lo], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} via f_t
+                for i in range(n):
+                    g[i] = g[i] * (abs(g[i]) >= flush)
+        # parameter directions of the block, while its deltas are in cache:
+        # Delta (rows, p)^T [H_prev | X | 1] (rows, p + d + 1), rows = (t_hi - t_lo + 1) B
+        rows = (t_hi - t_lo + 1) * B
+        D = delta[:t_hi - t_lo + 1].reshape(rows, p)
+        np.dot(D.T, hidden[t_lo - 1:t_hi].reshape(rows, p), tmp_hh)
+        np.dot(D.T, x[t_lo - 1:t_hi].reshape(rows, d_in), tmp_xh)
+        for i in range(p):
+            for j in range(p):
+                dW_hh[i, j] += tmp_hh[i, j]
+            for j in range(d_in):
+                dW_xh[i, j] += tmp_xh[i, j]
+        for r in range(rows):
+            for i in range(p):
+                db_h[i] += D[r, i]
+        t_hi = t_lo - 1
     if s != one:
         m = mu[0].reshape(n)
         for i in range(n):
@@ -509,10 +539,13 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 s_run = dtype.type(1.0) if unscaled else s
                 lam = np.empty((T + 1, B, p), dtype=dtype)         # lam / s_run, then lam
                 lam[T] = lam_T / s_run                             # exact
-                delta = np.empty((T, B, p), dtype=dtype)
-                _tp_backward(P, W_hh, hidden, lam, s_run, activation == "sigmoid", lo, hi,
-                             dtype.type(flush / s_run), through_time, delta)
-                s = s_run
+                chunk = max(1, min(T, PRODUCT_BLOCK_ROWS // B))   # steps per product block
+                dW_hh = np.zeros((p, p), dtype=dtype)
+                dW_xh = np.zeros((p, x.shape[2]), dtype=dtype)
+                db_h = np.zeros(p, dtype=dtype)
+                _tp_backward(P, W_hh, hidden, x, lam, s_run, activation == "sigmoid", lo, hi,
+                             dtype.type(flush / s_run), through_time, chunk, dW_hh, dW_xh, db_h)
+                direction.update(W_hh=s_run * dW_hh, W_xh=s_run * dW_xh, b_h=s_run * db_h)
             else:
                 mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True)
                 # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
@@ -520,6 +553,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 zeros = np.zeros(hidden.shape[1:], dtype=dtype)
                 delta = _deltas(W_hh, hidden, mu, -s_lam / s, zeros, through_time, activation)
                 lam = _unscale(mu, s_lam)                          # lam = v - h (s_lam = 1)
-        direction.update(_parameter_products(x, hidden, delta, s))
+        if method != "tp":                                 # (TP's are made in _tp_backward)
+            direction.update(_parameter_products(x, hidden, delta, s))
     return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
             "direction": direction}
