@@ -146,16 +146,18 @@ def test_single_step(method, update, dtype):
 
 @pytest.mark.parametrize("rows", [3, 8, 12], ids=["chunk1", "chunk2", "chunk3"])
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
-@pytest.mark.parametrize("update", ["local", "through_time"])
-def test_tp_parameter_products_in_blocks(update, activation, rows, monkeypatch):
-    """TP's directions are summed block by block inside _tp_backward (config.PRODUCT_BLOCK_ROWS
-    rows per block): with blocks of 1, 2 and 3 steps (T = 7 leaves a short last block) they
-    still equal the reference."""
+@pytest.mark.parametrize("method, update", CASES)
+def test_parameter_products_in_blocks(method, update, activation, rows, monkeypatch):
+    """The directions are summed block by block inside the backward kernels
+    (config.PRODUCT_BLOCK_ROWS rows per block): with blocks of 1, 2 and 3 steps (T = 7 leaves
+    a short last block) they still equal the reference."""
     monkeypatch.setattr(numba_rnn, "PRODUCT_BLOCK_ROWS", rows)
     params, x, y = make_case(T=7, B=4, d=3, p=6, k=3, loss="cross_entropy", dtype=np.float64,
                              seed=11)
-    compare_oracles("tp", params, x, y, np.float64, loss="cross_entropy", gamma_h=0.1, reg=0.5,
-                    update=update, activation=activation)
+    kw = dict(loss="cross_entropy", update=update, activation=activation)
+    if method != "bp":
+        kw.update(gamma_h=0.1, reg=0.5)
+    compare_oracles(method, params, x, y, np.float64, **kw)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])

@@ -31,8 +31,10 @@ What differs from the reference, by design (speed), and why equality still holds
    Without this, TP's displacements (scaled by gamma_h = 1e-4 on MNIST and decaying in t) and
    BP's vanishing float32 gradients run 2-9x slower unless the process flushes to zero.
 4. tanh is ``numba_math.vtanh`` (vectorizable, <= 2 ulp) instead of libm's scalar tanh.
-5. Parameter directions are one product over all time steps,
-   Delta (T*B, p)^T @ [h_0..h_{T-1}] (T*B, p), instead of T products of B rows.
+5. Parameter directions are made block by block inside the backward kernels,
+   Delta (rows, p)^T @ [h_{t-1} | x_t | 1] over config.PRODUCT_BLOCK_ROWS rows (time steps x
+   batch) while the block's deltas are in cache, instead of T products of B rows; no
+   (T, B, p) delta array is written. The sums over t are regrouped by block (rounding only).
 6. All BLAS calls of one oracle call run with config.BLAS_THREADS threads (threadpoolctl).
 
 Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hidden[0] = 0.
@@ -182,17 +184,55 @@ def rnn_forward(params, x, activation="tanh"):
 
 
 @njit(**_JIT)
-def _transition_deltas(W_hh, hidden, grad_h, coef, g_T, through_time, sigmoid, flush, delta):
-    """delta[t-1] = dL/du_t (u_t the pre-activation) for t = T..1, in scaled units.
+def _block_products(delta, steps, hidden, x, t_lo, tmp_hh, tmp_xh, dW_hh, dW_xh, db_h):
+    """Add one block's parameter directions: Delta^T [H_prev | X | 1] over steps t_lo..t_hi.
 
-    The loop of ``reference.transition_backward``: the explicit partial of step t is
-    ``coef * grad_h[t]`` (plus ``g_T`` at t = T); with ``through_time`` the total derivative
-    g_t = explicit_t + delta_{t+1} W_hh is carried back, else g_t = explicit_t.
+    Parameters
+    ----------
+    delta : ndarray of shape (chunk, B, p)
+        delta[t - t_lo] = dL/du_t (scaled) for the ``steps`` steps t = t_lo..t_lo + steps - 1.
+    hidden : ndarray of shape (T+1, B, p)
+    x : ndarray of shape (T, B, d)
+    tmp_hh, tmp_xh : ndarray of shape (p, p), (p, d), scratch
+    dW_hh, dW_xh, db_h : ndarray of shape (p, p), (p, d), (p,), accumulated in place
+
+    Notes
+    -----
+    The sums over t and b of Eq. (3) (TP) or of BPTT, regrouped by block: each block is one
+    GEMM of inner dimension steps * B, made while the block's deltas are in cache.
+    """
+    B, p = delta.shape[1], delta.shape[2]
+    d_in = x.shape[2]
+    rows = steps * B
+    D = delta[:steps].reshape(rows, p)                             # (rows, p) dL/du
+    np.dot(D.T, hidden[t_lo - 1:t_lo - 1 + steps].reshape(rows, p), tmp_hh)   # h_{t-1}
+    np.dot(D.T, x[t_lo - 1:t_lo - 1 + steps].reshape(rows, d_in), tmp_xh)     # x_t
+    for i in range(p):
+        for j in range(p):
+            dW_hh[i, j] += tmp_hh[i, j]
+        for j in range(d_in):
+            dW_xh[i, j] += tmp_xh[i, j]
+    for r in range(rows):
+        for i in range(p):
+            db_h[i] += D[r, i]
+
+
+@njit(**_JIT)
+def _transition_directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, sigmoid, flush,
+                           chunk, dW_hh, dW_xh, db_h):
+    """(W_hh, W_xh, b_h) directions sum_t delta_t^T [h_{t-1} | x_t | 1], delta_t = dL/du_t.
+
+    The loop of ``reference.transition_backward``, t = T..1, in scaled units: the explicit
+    partial of step t is ``coef * grad_h[t]`` (plus ``g_T`` at t = T); with ``through_time``
+    the total derivative g_t = explicit_t + delta_{t+1} W_hh is carried back, else
+    g_t = explicit_t. The deltas of ``chunk`` steps are kept in a (chunk, B, p) buffer and
+    turned into directions (``_block_products``) while in cache: no (T, B, p) array.
 
     Parameters
     ----------
     W_hh : ndarray of shape (p, p)
     hidden : ndarray of shape (T+1, B, p)
+    x : ndarray of shape (T, B, d)
     grad_h : ndarray of shape (T+1, B, p), or (0, B, p) for "no explicit terms" (BP)
     coef : float
         Exact power-of-two factor applied to grad_h (the recursion's scale, with its sign).
@@ -201,53 +241,66 @@ def _transition_deltas(W_hh, hidden, grad_h, coef, g_T, through_time, sigmoid, f
     through_time, sigmoid : bool
     flush : float
         Entries of the carried g_t below this magnitude are set to 0 (config.FLUSH_TINY).
-    delta : ndarray of shape (T, B, p)
-        Output.
+    chunk : int >= 1
+        Time steps per block of products (config.PRODUCT_BLOCK_ROWS // B).
+    dW_hh, dW_xh, db_h : ndarray of shape (p, p), (p, d), (p,), zero on entry
+        Outputs, in the scaled units.
     """
-    T = delta.shape[0]
+    T = hidden.shape[0] - 1
     B, p = g_T.shape
     n = B * p
     one = hidden.dtype.type(1.0)
     explicit = grad_h.shape[0] > 0
     g = g_T.copy().reshape(n)                             # (B*p,) total dL/dh_t (scaled)
-    for t in range(T, 0, -1):
-        h = hidden[t].reshape(n)
-        d = delta[t - 1].reshape(n)
-        # branches hoisted out of the element loops, so each loop vectorizes
-        if not through_time and t < T:
-            g[:] = 0.0                                    # local: only the explicit term
-        if explicit:
-            e = grad_h[t].reshape(n)
-            for i in range(n):
-                g[i] = coef * e[i] + g[i]
-        if sigmoid:
-            for i in range(n):
-                d[i] = g[i] * (h[i] * (one - h[i]))       # delta_t = g_t a'(u_t)
-        else:
-            for i in range(n):
-                d[i] = g[i] * (one - h[i] * h[i])
-        if through_time and t > 1:
-            np.dot(delta[t - 1], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} through f_t
-            for i in range(n):                            # flush (branch-free select)
-                g[i] = g[i] * (abs(g[i]) >= flush)
+    delta = np.empty((chunk, B, p), hidden.dtype)         # (chunk, B, p) deltas of one block
+    tmp_hh = np.empty((p, p), hidden.dtype)
+    tmp_xh = np.empty((p, x.shape[2]), hidden.dtype)
+    t_hi = T
+    while t_hi >= 1:                                      # block of steps t_lo..t_hi
+        t_lo = max(1, t_hi - chunk + 1)
+        for t in range(t_hi, t_lo - 1, -1):
+            h = hidden[t].reshape(n)
+            d = delta[t - t_lo].reshape(n)
+            # branches hoisted out of the element loops, so each loop vectorizes
+            if not through_time and t < T:
+                g[:] = 0.0                                # local: only the explicit term
+            if explicit:
+                e = grad_h[t].reshape(n)
+                for i in range(n):
+                    g[i] = coef * e[i] + g[i]
+            if sigmoid:
+                for i in range(n):
+                    d[i] = g[i] * (h[i] * (one - h[i]))   # delta_t = g_t a'(u_t)
+            else:
+                for i in range(n):
+                    d[i] = g[i] * (one - h[i] * h[i])
+            if through_time and t > 1:
+                np.dot(delta[t - t_lo], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} via f_t
+                for i in range(n):                        # flush (branch-free select)
+                    g[i] = g[i] * (abs(g[i]) >= flush)
+        _block_products(delta, t_hi - t_lo + 1, hidden, x, t_lo, tmp_hh, tmp_xh,
+                        dW_hh, dW_xh, db_h)
+        t_hi = t_lo - 1
 
 
-def _parameter_products(x, hidden, delta, s):
-    """(W_hh, W_xh, b_h) directions from all deltas at once: s * Delta^T [H_prev | X | 1]."""
-    T, B, p = delta.shape
-    D = delta.reshape(T * B, p)                                  # (T*B, p) dL/du, all steps
-    return {"W_hh": s * (D.T @ hidden[:-1].reshape(T * B, p)),  # (p, p)
-            "W_xh": s * (D.T @ x.reshape(T * B, x.shape[2])),   # (p, d)
-            "b_h": s * (np.ones(T * B, dtype=D.dtype) @ D)}      # (p,), a GEMV: D.sum(0) is slow
+def _chunk(T, B):
+    """Time steps per block of parameter products: config.PRODUCT_BLOCK_ROWS // B, in [1, T]."""
+    return max(1, min(T, PRODUCT_BLOCK_ROWS // B))
 
 
-def _deltas(W_hh, hidden, grad_h, coef, g_T, through_time, activation):
-    """Allocate delta (T, B, p) and run ``_transition_deltas`` with dtype-exact scalars."""
+def _zero_directions(p, d, dtype):
+    """Zeroed (W_hh, W_xh, b_h) accumulators, (p, p), (p, d), (p,)."""
+    return np.zeros((p, p), dtype), np.zeros((p, d), dtype), np.zeros(p, dtype)
+
+
+def _directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, activation, s):
+    """Run ``_transition_directions`` with dtype-exact scalars; s * the directions, as a dict."""
     T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
-    delta = np.empty((T, B, p), dtype=hidden.dtype)
-    _transition_deltas(W_hh, hidden, grad_h, hidden.dtype.type(coef), g_T, through_time,
-                       activation == "sigmoid", _flush(hidden.dtype), delta)
-    return delta
+    dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], hidden.dtype)
+    _transition_directions(W_hh, hidden, x, grad_h, hidden.dtype.type(coef), g_T, through_time,
+                           activation == "sigmoid", _flush(hidden.dtype), _chunk(T, B),
+                           dW_hh, dW_xh, db_h)
+    return {"W_hh": s * dW_hh, "W_xh": s * dW_xh, "b_h": s * db_h}    # exact: s power of two
 
 
 def transition_backward(params, x, hidden, grad_h, activation, through_time):
@@ -264,9 +317,8 @@ def transition_backward(params, x, hidden, grad_h, activation, through_time):
     s = _power_of_two_scale(grad_h[1:])
     g_T = np.zeros(hidden.shape[1:], dtype=hidden.dtype)
     with blas_threads():
-        delta = _deltas(np.ascontiguousarray(params["W_hh"]), hidden, grad_h, 1.0 / s, g_T,
-                        through_time, activation)
-        return _parameter_products(x, hidden, delta, s)
+        return _directions(np.ascontiguousarray(params["W_hh"]), hidden, x, grad_h, 1.0 / s, g_T,
+                           through_time, activation, s)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -326,12 +378,12 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
 
     - z_t for Eq. (2) in displacement form: mu_{t-1} = z_t P, z_t = (a^{-1})'(pi(h_t)) * mu_t
       (as ``_propagate_linearized``);
-    - Eq. (3) deltas, as ``_transition_deltas`` with explicit partials -mu_t:
+    - Eq. (3) deltas, as ``_transition_directions`` with explicit partials -mu_t:
       delta_t = g_t * a'(u_t), g_t = -mu_t (+ delta_{t+1} W_hh if ``through_time``);
 
     then, only when s != 1, the output lam_t = s * mu_t over mu_t. Every ``chunk`` steps the
     deltas of those steps, still in cache, go into the parameter directions
-    (``_parameter_products`` on a block of ``chunk`` steps): no (T, B, p) delta array is
+    (``_block_products`` on a block of ``chunk`` steps): no (T, B, p) delta array is
     written. The targets v_t = h_t + lam_t are not written either: ``OracleResult.targets``
     forms them on demand.
 
@@ -353,14 +405,13 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
     """
     T = hidden.shape[0] - 1
     B, p = hidden.shape[1], hidden.shape[2]
-    d_in = x.shape[2]
     n = B * p
     one = hidden.dtype.type(1.0)
     z = np.empty(n, hidden.dtype)                         # (B*p,) (a^{-1})'(pi(h_t)) * mu_t
     g = np.zeros(n, hidden.dtype)                         # (B*p,) carried dL/dh_t (through time)
     delta = np.empty((chunk, B, p), hidden.dtype)         # (chunk, B, p) deltas of one block
     tmp_hh = np.empty((p, p), hidden.dtype)
-    tmp_xh = np.empty((p, d_in), hidden.dtype)
+    tmp_xh = np.empty((p, x.shape[2]), hidden.dtype)
     t_hi = T
     while t_hi >= 1:                                      # block of steps t_lo..t_hi
         t_lo = max(1, t_hi - chunk + 1)
@@ -407,20 +458,8 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
                 np.dot(delta[t - t_lo], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} via f_t
                 for i in range(n):
                     g[i] = g[i] * (abs(g[i]) >= flush)
-        # parameter directions of the block, while its deltas are in cache:
-        # Delta (rows, p)^T [H_prev | X | 1] (rows, p + d + 1), rows = (t_hi - t_lo + 1) B
-        rows = (t_hi - t_lo + 1) * B
-        D = delta[:t_hi - t_lo + 1].reshape(rows, p)
-        np.dot(D.T, hidden[t_lo - 1:t_hi].reshape(rows, p), tmp_hh)
-        np.dot(D.T, x[t_lo - 1:t_hi].reshape(rows, d_in), tmp_xh)
-        for i in range(p):
-            for j in range(p):
-                dW_hh[i, j] += tmp_hh[i, j]
-            for j in range(d_in):
-                dW_xh[i, j] += tmp_xh[i, j]
-        for r in range(rows):
-            for i in range(p):
-                db_h[i] += D[r, i]
+        _block_products(delta, t_hi - t_lo + 1, hidden, x, t_lo, tmp_hh, tmp_xh,
+                        dW_hh, dW_xh, db_h)
         t_hi = t_lo - 1
     if s != one:
         m = mu[0].reshape(n)
@@ -520,7 +559,8 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
             # BPTT: grad_h is g_T at t = T and zero elsewhere (no explicit terms array)
             s = _power_of_two_scale(g_T)
             no_terms = np.empty((0,) + hidden.shape[1:], dtype=dtype)
-            delta = _deltas(W_hh, hidden, no_terms, 1.0, g_T / s, True, activation)
+            direction.update(_directions(W_hh, hidden, x, no_terms, 1.0, g_T / s, True,
+                                         activation, s))
             lam = None
         else:
             lam_T = -gamma_h * g_T                                 # Eq. (1), as the reference
@@ -539,21 +579,18 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 s_run = dtype.type(1.0) if unscaled else s
                 lam = np.empty((T + 1, B, p), dtype=dtype)         # lam / s_run, then lam
                 lam[T] = lam_T / s_run                             # exact
-                chunk = max(1, min(T, PRODUCT_BLOCK_ROWS // B))   # steps per product block
-                dW_hh = np.zeros((p, p), dtype=dtype)
-                dW_xh = np.zeros((p, x.shape[2]), dtype=dtype)
-                db_h = np.zeros(p, dtype=dtype)
+                dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
                 _tp_backward(P, W_hh, hidden, x, lam, s_run, activation == "sigmoid", lo, hi,
-                             dtype.type(flush / s_run), through_time, chunk, dW_hh, dW_xh, db_h)
+                             dtype.type(flush / s_run), through_time, _chunk(T, B),
+                             dW_hh, dW_xh, db_h)
                 direction.update(W_hh=s_run * dW_hh, W_xh=s_run * dW_xh, b_h=s_run * db_h)
             else:
                 mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True)
                 # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
                 s = _power_of_two_scale(lam_T)
                 zeros = np.zeros(hidden.shape[1:], dtype=dtype)
-                delta = _deltas(W_hh, hidden, mu, -s_lam / s, zeros, through_time, activation)
+                direction.update(_directions(W_hh, hidden, x, mu, -s_lam / s, zeros, through_time,
+                                             activation, s))
                 lam = _unscale(mu, s_lam)                          # lam = v - h (s_lam = 1)
-        if method != "tp":                                 # (TP's are made in _tp_backward)
-            direction.update(_parameter_products(x, hidden, delta, s))
     return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
             "direction": direction}
