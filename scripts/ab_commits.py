@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def export(commit, dest):
     """``git archive`` the tpref package of ``commit`` into dest/tpref_<sha>; its import name."""
-    sha = subprocess.check_output(["git", "-C", ROOT, "rev-parse", "--short", commit], text=True).strip()
+    sha = subprocess.check_output(["git", "-C", ROOT, "rev-parse", "--short", commit],
+                                  text=True).strip()
     name = f"tpref_{sha}"
     tar = subprocess.check_output(["git", "-C", ROOT, "archive", sha, "tpref"])
     subprocess.run(["tar", "-x", "-C", dest], input=tar, check=True)
@@ -62,7 +63,8 @@ def main(argv=None):
             last = runners[f"{args.commits[-1]} tp"]()
             for c in args.commits[:-1]:
                 res = runners[f"{c} tp"]()
-                assert_close(last.displacements, res.displacements, name=f"{c} displacements", dtype=dt)
+                assert_close(last.displacements, res.displacements, name=f"{c} displacements",
+                             dtype=dt)
                 for k in res.direction:
                     assert_close(last.direction[k], res.direction[k], name=f"{c} {k}", dtype=dt)
             samples = bench.time_alternating(runners, args.repeats)

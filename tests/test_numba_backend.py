@@ -286,7 +286,8 @@ def test_same_seed_same_bits():
 def test_targets_formed_on_access(method, backend):
     """OracleResult.targets is hidden + displacements, formed on first access, then the same
     array; None for BP; the result stays frozen (tpref/oracle.py)."""
-    params, x, y = make_case(T=5, B=2, d=2, p=4, k=3, loss="cross_entropy", dtype=np.float32, seed=3)
+    params, x, y = make_case(T=5, B=2, d=2, p=4, k=3, loss="cross_entropy", dtype=np.float32,
+                             seed=3)
     kw = dict(gamma_h=0.1, reg=1.0) if method != "bp" else {}
     res = tpref.oracle(method, params, x, y, loss="cross_entropy", backend=backend, **kw)
     if method == "bp":
