@@ -9,11 +9,15 @@ oracle            one oracle call: loss, hidden states, targets, direction
 OracleResult      what oracle returns
 init_rnn          seeded initialization of the simple RNN (the authors' scheme)
 rnn_forward       hidden states of the simple RNN
+init_gru          seeded initialization of the GRU (orthogonal blocks; cell="gru")
+gru_forward       hidden states and gates of the GRU (PyTorch's equations)
+gru_params_to_torch / gru_params_from_torch   the documented mapping to torch.nn.GRU + Linear
 SGD               SGD with PyTorch's momentum/Nesterov convention
 RegularizedInverseError   raised when W_hh^T W_hh + reg I cannot be factored
 """
 
 from .methods.inverse import RegularizedInverseError
+from .models.gru import gru_forward, gru_params_from_torch, gru_params_to_torch, init_gru
 from .models.rnn import init_rnn, rnn_forward
 from .optim import SGD
 from .oracle import BACKENDS, OracleResult, oracle
@@ -21,4 +25,5 @@ from .oracle import BACKENDS, OracleResult, oracle
 __version__ = "0.1.0"
 
 __all__ = ["oracle", "OracleResult", "BACKENDS", "init_rnn", "rnn_forward", "SGD",
-           "RegularizedInverseError", "__version__"]
+           "RegularizedInverseError", "__version__",
+           "init_gru", "gru_forward", "gru_params_to_torch", "gru_params_from_torch"]

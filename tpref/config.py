@@ -27,3 +27,21 @@ UPDATES = ("local", "through_time")
 RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 2e-4}
 #: Absolute floor added to RTOL * max|reference| (so exact zeros compare sensibly).
 ATOL_SCALE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+
+# ----------------------------------------------------------------------------------------------
+# GRU (docs/gru.md)
+
+#: Cells of ``tpref.oracle``: the simple RNN of Sec. 2 and the GRU of the FashionMNIST run.
+CELLS = ("rnn", "gru")
+
+#: Names of the GRU's parameters (PyTorch's equations, gate order r, z, n), in a fixed order.
+GRU_PARAM_NAMES = ("W_xr", "W_xz", "W_xn", "W_hr", "W_hz", "W_hn",
+                   "b_xr", "b_xz", "b_xn", "b_hr", "b_hz", "b_hn", "W_hy", "b_y")
+
+#: Parameters of the GRU transition f_t (updated with targets by TP, Eq. 3).
+GRU_TRANSITION_NAMES = GRU_PARAM_NAMES[:-2]
+
+#: Linearized inverses of the GRU transition for TP: the authors' per-gate scheme (one
+#: regularized pseudo-inverse per recurrent block, fast) and the exact regularized inverse of
+#: the full Jacobian dh_t/dh_{t-1} (one p x p solve per step and sample, slow reference).
+GRU_INVERSES = ("per_gate", "exact")
