@@ -1,0 +1,314 @@
+"""Numba twins of the GRU oracles in ``tpref.methods.reference_gru`` (backend="numba").
+
+Same formulas, same loops over time, arranged for speed on one core:
+
+- the three gates are stacked in torch's order (r, z, n), so each time step does one
+  (B, p) x (p, 3p) product forward and one (B, 3p) x (3p, p) product backward (BLAS via
+  ``np.dot`` inside the jitted loops), and the elementwise work is a fused loop;
+- the input projections x_t W_x*^T of all steps are one GEMM before the loop, and the
+  weight gradients sum_t delta_t^T h_{t-1} are one GEMM after it, over all T * B rows;
+- the per-gate inverse uses the explicit p x p matrices P_* = (W_h*^T W_h* + r I)^{-1} W_h*^T,
+  obtained once per call from the same Cholesky factors as the reference, stacked so that one
+  (B, 3p) x (3p, p) product applies all three per step.
+
+They are tested only by equality with the reference (float64, config.RTOL), see
+tests/test_gru_numba.py. Summation orders differ from the reference, so results agree to
+rounding, not bit for bit.
+"""
+
+import numba
+import numpy as np
+import scipy.linalg
+
+from ..methods.inverse import RegularizedInverseError
+from ..methods.reference import output_backward
+from ..methods.reference_gru import gru_factors
+
+# ----------------------------------------------------------------------------------------------
+# stacking: torch's layout, rows r, z, n
+
+
+def stack_gru(params):
+    """(Wx (3p, d), Wh (3p, p), bx (3p,), bh (3p,)) stacked r, z, n; contiguous."""
+    cat = lambda prefix: np.ascontiguousarray(np.concatenate([params[prefix + g] for g in "rzn"]))
+    return cat("W_x"), cat("W_h"), cat("b_x"), cat("b_h")
+
+
+def unstack_gru(grads, dWx, dWh, dbx, dbh):
+    """Write stacked gradients back into ``grads`` under the tpref names."""
+    p = dWh.shape[1]
+    for i, g in enumerate("rzn"):
+        rows = slice(i * p, (i + 1) * p)
+        grads["W_x" + g] = dWx[rows].copy()
+        grads["W_h" + g] = dWh[rows].copy()
+        grads["b_x" + g] = dbx[rows].copy()
+        grads["b_h" + g] = dbh[rows].copy()
+    return grads
+
+
+# ----------------------------------------------------------------------------------------------
+# kernels
+
+
+@numba.njit(cache=True)
+def _sigmoid(u):
+    """sigma(u) = (1 + tanh(u/2)) / 2, the reference's overflow-free form."""
+    return 0.5 * (1.0 + np.tanh(0.5 * u))
+
+
+@numba.njit(cache=True)
+def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
+    """GRU forward loop: fills hidden (T+1, B, p) and the gates R, Z, N, G (T, B, p).
+
+    xproj (T, B, 3p) = x_t W_x^T + b_x (all steps, precomputed); WhT (p, 3p) = Wh^T; bh (3p,).
+    Per step: hp = h_{t-1} WhT (B, 3p); r = sigma(xr + hp_r + b_hr); z likewise;
+    g = hp_n + b_hn; n = tanh(xn + r g); h_t = (1 - z) n + z h_{t-1}.
+    """
+    T, B, _ = xproj.shape
+    p = WhT.shape[0]
+    for t in range(1, T + 1):
+        s = t - 1
+        hp = np.dot(hidden[s], WhT)                               # (B, 3p)
+        for b in range(B):
+            for i in range(p):
+                r = _sigmoid(xproj[s, b, i] + (hp[b, i] + bh[i]))
+                z = _sigmoid(xproj[s, b, p + i] + (hp[b, p + i] + bh[p + i]))
+                g = hp[b, 2 * p + i] + bh[2 * p + i]
+                n = np.tanh(xproj[s, b, 2 * p + i] + r * g)
+                hidden[t, b, i] = (1.0 - z) * n + z * hidden[s, b, i]
+                R[s, b, i] = r
+                Z[s, b, i] = z
+                N[s, b, i] = n
+                G[s, b, i] = g
+
+
+@numba.njit(cache=True)
+def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, through_time, Dx, Dh):
+    """Backward loop: fills the pre-activation deltas Dx = [da_r, da_z, da_n] and
+    Dh = [da_r, da_z, dg] (T, B, 3p), from which the weight gradients are single GEMMs.
+
+    grad_h (T+1, B, p) explicit dL/dh_t; with ``through_time`` the total derivative
+    gh_{t-1} = gh_t z + Dh_t Wh (Wh (3p, p)) is carried back (BPTT), else h_{t-1} is fixed.
+    """
+    T = R.shape[0]
+    B = R.shape[1]
+    p = R.shape[2]
+    gh = np.zeros((B, p), dtype=hidden.dtype)
+    for t in range(T, 0, -1):
+        s = t - 1
+        for b in range(B):
+            for i in range(p):
+                if through_time:
+                    ghi = grad_h[t, b, i] + gh[b, i]
+                else:
+                    ghi = grad_h[t, b, i]
+                r = R[s, b, i]
+                z = Z[s, b, i]
+                n = N[s, b, i]
+                da_n = ghi * (1.0 - z) * (1.0 - n * n)
+                da_r = da_n * G[s, b, i] * r * (1.0 - r)
+                da_z = ghi * (hidden[s, b, i] - n) * z * (1.0 - z)
+                Dx[s, b, i] = da_r
+                Dx[s, b, p + i] = da_z
+                Dx[s, b, 2 * p + i] = da_n
+                Dh[s, b, i] = da_r
+                Dh[s, b, p + i] = da_z
+                Dh[s, b, 2 * p + i] = da_n * r
+                gh[b, i] = ghi * z                                # carry term of gh_{t-1}
+        if through_time:
+            gh += np.dot(Dh[s], Wh)                               # (B, p)
+
+
+@numba.njit(cache=True)
+def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps):
+    """Per-gate linearized inverse, lam[t] -> lam[t-1] for t = T..1 (lam (T+1, B, p), lam[T] set).
+
+    Pstack (3p, p) = [P_r^T; P_z^T; P_n^T]. Per step: U = [u_r, u_z, u_n] (B, 3p) with
+    u_n = (1-z) r n' lam, u_z = (h_{t-1} - n) lam / (z~(1-z~)), u_r = (1-z) n' g lam / (r~(1-r~));
+    lam_{t-1} = z / (z^2 + reg) lam + U Pstack.
+    """
+    T = R.shape[0]
+    B = R.shape[1]
+    p = R.shape[2]
+    U = np.empty((B, 3 * p), dtype=lam.dtype)
+    for t in range(T, 0, -1):
+        s = t - 1
+        for b in range(B):
+            for i in range(p):
+                r = R[s, b, i]
+                z = Z[s, b, i]
+                n = N[s, b, i]
+                lt = lam[t, b, i]
+                zc = min(max(z, eps), 1.0 - eps)
+                rc = min(max(r, eps), 1.0 - eps)
+                dn = (1.0 - z) * (1.0 - n * n)
+                U[b, i] = dn * G[s, b, i] * lt / (rc * (1.0 - rc))
+                U[b, p + i] = (hidden[s, b, i] - n) * lt / (zc * (1.0 - zc))
+                U[b, 2 * p + i] = dn * r * lt
+        out = np.dot(U, Pstack)                                   # (B, p)
+        for b in range(B):
+            for i in range(p):
+                z = Z[s, b, i]
+                lam[s, b, i] = z / (z * z + reg) * lam[t, b, i] + out[b, i]
+
+
+@numba.njit(cache=True)
+def exact_kernel(Wh, hidden, R, Z, N, G, lam, reg):
+    """Exact linearized regularized inverse, lam_{t-1} = (J^T J + reg I)^{-1} J^T lam_t per step
+    and sample (J = dh_t/dh_{t-1}, formed explicitly). Returns False if J^T J + reg I is not
+    positive definite at some step (the caller raises), True otherwise.
+    """
+    T = R.shape[0]
+    B = R.shape[1]
+    p = R.shape[2]
+    J = np.empty((p, p), dtype=lam.dtype)
+    for t in range(T, 0, -1):
+        s = t - 1
+        for b in range(B):
+            for i in range(p):
+                r = R[s, b, i]
+                z = Z[s, b, i]
+                n = N[s, b, i]
+                dn = (1.0 - z) * (1.0 - n * n)
+                c_r = dn * G[s, b, i] * r * (1.0 - r)
+                c_z = (hidden[s, b, i] - n) * z * (1.0 - z)
+                c_n = dn * r
+                for j in range(p):
+                    J[i, j] = c_r * Wh[i, j] + c_z * Wh[p + i, j] + c_n * Wh[2 * p + i, j]
+                J[i, i] += z
+            M = np.dot(J.T, J)
+            for i in range(p):
+                M[i, i] += reg
+            rhs = np.dot(J.T, lam[t, b])
+            # Cholesky by hand (M = L L^T), to report failure instead of raising in nopython
+            L = np.zeros((p, p), dtype=lam.dtype)
+            for j in range(p):
+                acc = M[j, j]
+                for q in range(j):
+                    acc -= L[j, q] * L[j, q]
+                if not acc > 0.0:
+                    return False
+                L[j, j] = np.sqrt(acc)
+                for i in range(j + 1, p):
+                    acc = M[i, j]
+                    for q in range(j):
+                        acc -= L[i, q] * L[j, q]
+                    L[i, j] = acc / L[j, j]
+            y = np.empty(p, dtype=lam.dtype)
+            for i in range(p):
+                acc = rhs[i]
+                for q in range(i):
+                    acc -= L[i, q] * y[q]
+                y[i] = acc / L[i, i]
+            for i in range(p - 1, -1, -1):
+                acc = y[i]
+                for q in range(i + 1, p):
+                    acc -= L[q, i] * lam[s, b, q]
+                lam[s, b, i] = acc / L[i, i]
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# drivers: same contract as reference_gru
+
+
+def gru_forward_numba(params, x, simd=True):
+    """Fast twin of ``tpref.models.gru.gru_forward``: (hidden, cache).
+
+    ``simd=True`` (default): the per-step elementwise work runs as stacked NumPy ufuncs, whose
+    tanh is vectorized (SIMD); this numba build has no SVML, so the jitted scalar loop
+    (``simd=False``, :func:`gru_forward_kernel`) calls libm's tanh once per element and is
+    about twice as slow. Both give the reference's values to rounding.
+    """
+    Wx, Wh, bx, bh = stack_gru(params)
+    T, B, d = x.shape
+    p = Wh.shape[1]
+    dt = Wh.dtype
+    xproj = (x.reshape(T * B, d) @ Wx.T + bx).reshape(T, B, 3 * p)    # (T, B, 3p)
+    hidden = np.zeros((T + 1, B, p), dtype=dt)
+    WhT = np.ascontiguousarray(Wh.T)                                  # (p, 3p)
+    if not simd:
+        cache = {name: np.empty((T, B, p), dtype=dt) for name in ("r", "z", "n", "g")}
+        gru_forward_kernel(xproj, WhT, bh, hidden, cache["r"], cache["z"], cache["n"], cache["g"])
+        return hidden, cache
+    RZ = np.empty((T, B, 2 * p), dtype=dt)                            # r, z side by side
+    N = np.empty((T, B, p), dtype=dt)
+    G = np.empty((T, B, p), dtype=dt)
+    xproj[:, :, :2 * p] += bh[:2 * p]                                 # both r, z biases
+    half = dt.type(0.5)
+    for s in range(T):
+        hp = hidden[s] @ WhT                                          # (B, 3p)
+        a = RZ[s]
+        np.add(xproj[s, :, :2 * p], hp[:, :2 * p], out=a)
+        a *= half
+        np.tanh(a, out=a)
+        a += 1.0
+        a *= half                                                     # sigma = (1 + tanh(u/2)) / 2
+        np.add(hp[:, 2 * p:], bh[2 * p:], out=G[s])                   # g = W_hn h + b_hn
+        n = N[s]
+        np.multiply(a[:, :p], G[s], out=n)
+        n += xproj[s, :, 2 * p:]
+        np.tanh(n, out=n)
+        h = hidden[s + 1]
+        np.subtract(hidden[s], n, out=h)
+        h *= a[:, p:]
+        h += n                                                        # h = n + z (h_{t-1} - n)
+    cache = {"r": np.ascontiguousarray(RZ[:, :, :p]), "z": np.ascontiguousarray(RZ[:, :, p:]),
+             "n": N, "g": G}
+    return hidden, cache
+
+
+def _transition_grads(params, x, hidden, cache, grad_h, through_time):
+    """Numba twin of ``reference_gru.gru_transition_backward``."""
+    Wx, Wh, bx, bh = stack_gru(params)
+    T, B, d = x.shape
+    p = Wh.shape[1]
+    Dx = np.empty((T, B, 3 * p), dtype=Wh.dtype)
+    Dh = np.empty((T, B, 3 * p), dtype=Wh.dtype)
+    gru_backward_kernel(Wh, hidden, cache["r"], cache["z"], cache["n"], cache["g"],
+                        np.ascontiguousarray(grad_h), through_time, Dx, Dh)
+    Dx2 = Dx.reshape(T * B, 3 * p)
+    Dh2 = Dh.reshape(T * B, 3 * p)
+    dWx = Dx2.T @ x.reshape(T * B, d)                             # (3p, d)
+    dWh = Dh2.T @ hidden[:-1].reshape(T * B, p)                   # (3p, p)
+    return unstack_gru({}, dWx, dWh, Dx2.sum(axis=0), Dh2.sum(axis=0))
+
+
+def _propagate(params, hidden, cache, lam_T, reg, eps, inverse):
+    """Numba twin of ``reference_gru.gru_propagate_displacements``."""
+    lam = np.empty_like(hidden)
+    lam[-1] = lam_T
+    gates = (cache["r"], cache["z"], cache["n"], cache["g"])
+    if inverse == "per_gate":
+        factors = gru_factors(params, reg)                        # Cholesky, as the reference
+        Pstack = np.concatenate([
+            scipy.linalg.cho_solve(factors[g], params["W_h" + g].T, check_finite=False).T
+            for g in "rzn"])                                      # (3p, p) rows P_*^T
+        per_gate_kernel(np.ascontiguousarray(Pstack, dtype=hidden.dtype), hidden, *gates, lam,
+                        reg, eps)
+    else:
+        _, Wh, _, _ = stack_gru(params)
+        if not exact_kernel(Wh, hidden, *gates, lam, reg):
+            raise RegularizedInverseError(
+                f"J_t^T J_t + reg*I is not positive definite with reg={reg!r}: the GRU "
+                f"Jacobian is singular; use reg > 0")
+    return lam
+
+
+def gru_oracle(method, params, x, y, *, loss, gamma_h, reg, update, eps, inverse):
+    """Numba twin of ``reference_gru.gru_oracle`` (same arguments, same returned dict)."""
+    hidden, cache = gru_forward_numba(params, x)
+    value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
+    if method == "bp":
+        grad_h = np.zeros_like(hidden)
+        grad_h[-1] = g_T
+        direction.update(_transition_grads(params, x, hidden, cache, grad_h, True))
+        lam = targets = None
+    else:
+        lam = _propagate(params, hidden, cache, -gamma_h * g_T, reg, eps, inverse)   # Eq. (1)-(2)
+        targets = hidden + lam
+        direction.update(_transition_grads(params, x, hidden, cache, -lam,
+                                           update == "through_time"))
+    direction = {name: direction[name] for name in params}
+    return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
+            "targets": targets, "direction": direction}
