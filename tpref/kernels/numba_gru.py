@@ -11,6 +11,13 @@ Same formulas, same loops over time, arranged for speed on one core:
   obtained once per call from the same Cholesky factors as the reference, stacked so that one
   (B, 3p) x (3p, p) product applies all three per step.
 
+Subnormal numbers: back-propagated gradients and TP displacements shrink geometrically over
+long sequences (with reg = 1 the per-gate inverse contracts by about 1/2 per step) and reach
+the subnormal range (below ``finfo.tiny``: after ~130 steps in float32), where every
+arithmetic operation, BLAS included, is 10-100x slower. The kernels flush such values to zero
+(:func:`_ftz`) as CPU frameworks do with FTZ/DAZ; the change is below ``finfo.tiny`` in
+absolute value, far inside the tolerance policy.
+
 They are tested only by equality with the reference (float64, config.RTOL), see
 tests/test_gru_numba.py. Summation orders differ from the reference, so results agree to
 rounding, not bit for bit.
@@ -51,6 +58,12 @@ def unstack_gru(grads, dWx, dWh, dbx, dbh):
 
 
 @numba.njit(cache=True)
+def _ftz(v, tiny):
+    """v, or 0 if |v| < tiny (flush subnormals to zero)."""
+    return v if abs(v) >= tiny else 0.0 * v
+
+
+@numba.njit(cache=True)
 def _sigmoid(u):
     """sigma(u) = (1 + tanh(u/2)) / 2, the reference's overflow-free form."""
     return 0.5 * (1.0 + np.tanh(0.5 * u))
@@ -83,7 +96,7 @@ def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
 
 
 @numba.njit(cache=True)
-def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, through_time, Dx, Dh):
+def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, through_time, Dx, Dh, tiny):
     """Backward loop: fills the pre-activation deltas Dx = [da_r, da_z, da_n] and
     Dh = [da_r, da_z, dg] (T, B, 3p), from which the weight gradients are single GEMMs.
 
@@ -99,28 +112,28 @@ def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, through_time, Dx, Dh):
         for b in range(B):
             for i in range(p):
                 if through_time:
-                    ghi = grad_h[t, b, i] + gh[b, i]
+                    ghi = _ftz(grad_h[t, b, i] + gh[b, i], tiny)
                 else:
                     ghi = grad_h[t, b, i]
                 r = R[s, b, i]
                 z = Z[s, b, i]
                 n = N[s, b, i]
-                da_n = ghi * (1.0 - z) * (1.0 - n * n)
-                da_r = da_n * G[s, b, i] * r * (1.0 - r)
-                da_z = ghi * (hidden[s, b, i] - n) * z * (1.0 - z)
+                da_n = _ftz(ghi * (1.0 - z) * (1.0 - n * n), tiny)
+                da_r = _ftz(da_n * G[s, b, i] * r * (1.0 - r), tiny)
+                da_z = _ftz(ghi * (hidden[s, b, i] - n) * z * (1.0 - z), tiny)
                 Dx[s, b, i] = da_r
                 Dx[s, b, p + i] = da_z
                 Dx[s, b, 2 * p + i] = da_n
                 Dh[s, b, i] = da_r
                 Dh[s, b, p + i] = da_z
-                Dh[s, b, 2 * p + i] = da_n * r
+                Dh[s, b, 2 * p + i] = _ftz(da_n * r, tiny)
                 gh[b, i] = ghi * z                                # carry term of gh_{t-1}
         if through_time:
             gh += np.dot(Dh[s], Wh)                               # (B, p)
 
 
 @numba.njit(cache=True)
-def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps):
+def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps, tiny):
     """Per-gate linearized inverse, lam[t] -> lam[t-1] for t = T..1 (lam (T+1, B, p), lam[T] set).
 
     Pstack (3p, p) = [P_r^T; P_z^T; P_n^T]. Per step: U = [u_r, u_z, u_n] (B, 3p) with
@@ -142,14 +155,14 @@ def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps):
                 zc = min(max(z, eps), 1.0 - eps)
                 rc = min(max(r, eps), 1.0 - eps)
                 dn = (1.0 - z) * (1.0 - n * n)
-                U[b, i] = dn * G[s, b, i] * lt / (rc * (1.0 - rc))
-                U[b, p + i] = (hidden[s, b, i] - n) * lt / (zc * (1.0 - zc))
-                U[b, 2 * p + i] = dn * r * lt
+                U[b, i] = _ftz(dn * G[s, b, i] * lt / (rc * (1.0 - rc)), tiny)
+                U[b, p + i] = _ftz((hidden[s, b, i] - n) * lt / (zc * (1.0 - zc)), tiny)
+                U[b, 2 * p + i] = _ftz(dn * r * lt, tiny)
         out = np.dot(U, Pstack)                                   # (B, p)
         for b in range(B):
             for i in range(p):
                 z = Z[s, b, i]
-                lam[s, b, i] = z / (z * z + reg) * lam[t, b, i] + out[b, i]
+                lam[s, b, i] = _ftz(z / (z * z + reg) * lam[t, b, i] + out[b, i], tiny)
 
 
 @numba.njit(cache=True)
@@ -266,7 +279,8 @@ def _transition_grads(params, x, hidden, cache, grad_h, through_time):
     Dx = np.empty((T, B, 3 * p), dtype=Wh.dtype)
     Dh = np.empty((T, B, 3 * p), dtype=Wh.dtype)
     gru_backward_kernel(Wh, hidden, cache["r"], cache["z"], cache["n"], cache["g"],
-                        np.ascontiguousarray(grad_h), through_time, Dx, Dh)
+                        np.ascontiguousarray(grad_h), through_time, Dx, Dh,
+                        np.finfo(Wh.dtype).tiny)
     Dx2 = Dx.reshape(T * B, 3 * p)
     Dh2 = Dh.reshape(T * B, 3 * p)
     dWx = Dx2.T @ x.reshape(T * B, d)                             # (3p, d)
@@ -285,7 +299,7 @@ def _propagate(params, hidden, cache, lam_T, reg, eps, inverse):
             scipy.linalg.cho_solve(factors[g], params["W_h" + g].T, check_finite=False).T
             for g in "rzn"])                                      # (3p, p) rows P_*^T
         per_gate_kernel(np.ascontiguousarray(Pstack, dtype=hidden.dtype), hidden, *gates, lam,
-                        reg, eps)
+                        reg, eps, np.finfo(hidden.dtype).tiny)
     else:
         _, Wh, _, _ = stack_gru(params)
         if not exact_kernel(Wh, hidden, *gates, lam, reg):
