@@ -103,11 +103,19 @@ def main(argv=None):
         gru, lin, loss_fn = torch_model(torch, params, tdt)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
-        def torch_iteration(gru=gru, lin=lin, xt=xt):
-            gru.zero_grad(set_to_none=True)
-            lin.zero_grad(set_to_none=True)
-            loss_fn(lin(gru(xt)[0][-1]), yt).backward()
+        def torch_iteration(gru=gru, lin=lin, xt=xt, ftz=False):
+            if ftz:                                               # FTZ/DAZ for this call only
+                torch.set_flush_denormal(True)
+            try:
+                gru.zero_grad(set_to_none=True)
+                lin.zero_grad(set_to_none=True)
+                loss_fn(lin(gru(xt)[0][-1]), yt).backward()
+            finally:
+                if ftz:
+                    torch.set_flush_denormal(False)
         contenders[f"torch.nn.GRU autograd {dt}"] = torch_iteration
+        contenders[f"torch.nn.GRU autograd {dt}, flush_denormal"] = (
+            lambda f=torch_iteration: f(ftz=True))
 
     for fn in contenders.values():                               # warm-up (JIT, allocations)
         fn()

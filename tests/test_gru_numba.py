@@ -75,3 +75,17 @@ def test_reg_zero_per_gate_raises_exact_inverts_diag_z():
         res = tpref.oracle("tp", params, x, y, gru_inverse="exact", backend=backend, **kw)
         lam = res.displacements
         assert_close(lam[:-1], lam[1:] / z, f"{backend}: lam_(t-1) = lam_t / z_t")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["bp", "tp"])
+def test_numba_equals_reference_fashion_mnist_size(method):
+    """The FashionMNIST configuration (T = 784, B = 16, d = 1, p = 100): long recursions."""
+    rng = np.random.default_rng(35)
+    params = tpref.init_gru(1, 100, 10, seed=35)
+    x = rng.normal(size=(784, 16, 1))
+    y = rng.integers(0, 10, size=16)
+    kw = dict(loss="cross_entropy", cell="gru", gamma_h=1e-2, reg=1.0)
+    ref = tpref.oracle(method, params, x, y, **kw)
+    comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
+    compare(ref, comp, np.float64, f"T=784 {method}")

@@ -26,6 +26,7 @@ Note the convention h = (1 - z) n + z h_{t-1}: with W_h* = 0, dh_t/dh_{t-1} = di
 import numpy as np
 
 from ..config import GRU_PARAM_NAMES
+from ..validation import check_gru_params
 from .rnn import _orthonormal
 
 #: Gate order of torch.nn.GRU's stacked weights (rows [0:p], [p:2p], [2p:3p]).
@@ -129,7 +130,6 @@ def gru_params_to_torch(params):
         torch's gate order r, z, n. Load with
         ``gru.load_state_dict({k: torch.from_numpy(v) for k, v in out["gru"].items()})``.
     """
-    from ..validation import check_gru_params
     check_gru_params(params)
     stack = lambda prefix: np.concatenate([params[prefix + g] for g in GRU_GATES], axis=0)
     return {
@@ -156,8 +156,6 @@ def gru_params_from_torch(gru_state, linear_state):
     params : dict
         Keys ``config.GRU_PARAM_NAMES`` (copies; validated).
     """
-    from ..validation import check_gru_params
-
     def as_numpy(name, value):
         if hasattr(value, "detach"):                              # a torch tensor
             value = value.detach().cpu().numpy()
