@@ -51,14 +51,33 @@ def test_numba_equals_reference_float32(method, inverse, update):
     compare(ref, comp, np.float32, f"float32 {method}/{inverse}/{update}")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("simd", [True, False])
-def test_both_forward_paths_equal_reference_long_sequence(simd):
-    params, x, _ = problem(T=200, B=3, d=1, p=8, seed=33)
+def test_all_forward_paths_equal_reference_long_sequence(simd, dtype):
+    """float64: NumPy-SIMD and jitted libm paths; float32: the rational-tanh kernel and libm."""
+    params, x, _ = problem(T=200, B=3, d=1, p=8, seed=33, dtype=dtype)
     h_ref, c_ref = gru_forward(params, x)
     h, c = gru_forward_numba(params, x, simd=simd)
-    assert_close(h, h_ref, "hidden")
+    assert h.dtype == dtype
+    assert_close(h, h_ref, "hidden", dtype)
     for name in ("r", "z", "n", "g"):
-        assert_close(c[name], c_ref[name], f"gate {name}")
+        assert_close(c[name], c_ref[name], f"gate {name}", dtype)
+
+
+def test_tanh32_accuracy():
+    from tpref.kernels.numba_gru import _tanh32
+    import numba
+
+    @numba.njit
+    def apply(u):
+        out = np.empty_like(u)
+        for i in range(u.size):
+            out[i] = _tanh32(u[i])
+        return out
+
+    u = np.linspace(-12, 12, 200001).astype(np.float32)
+    err = np.abs(apply(u).astype(np.float64) - np.tanh(u.astype(np.float64)))
+    assert err.max() < 5e-7                                       # a few float32 ulps
 
 
 def test_reg_zero_per_gate_raises_exact_inverts_diag_z():

@@ -69,6 +69,61 @@ def _sigmoid(u):
     return 0.5 * (1.0 + np.tanh(0.5 * u))
 
 
+#: Rational approximation of tanh on [-C, C] (C = 7.9053111...; tanh(C) rounds to 1 in float32):
+#: tanh(u) ~ u P(u^2) / Q(u^2), the minimax form Eigen uses for float32 (coefficients are
+#: facts). Measured max abs error vs float64 tanh: 2.6e-7 (~3 float32 ulps). Branch-free, so
+#: LLVM vectorizes it; used only by the float32 forward kernel (float64 keeps exact tanh).
+TANH32_CLAMP = 7.90531110763549805
+TANH32_P = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
+            5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
+            -2.76076847742355e-16)
+TANH32_Q = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
+            1.19825839466702e-06)
+
+
+@numba.njit(cache=True, inline="always")
+def _tanh32(u):
+    """tanh(u) for float32 u by the rational approximation TANH32_P / TANH32_Q."""
+    c = np.float32(TANH32_CLAMP)
+    u = min(max(u, -c), c)
+    u2 = u * u
+    p = np.float32(TANH32_P[6])
+    p = p * u2 + np.float32(TANH32_P[5])
+    p = p * u2 + np.float32(TANH32_P[4])
+    p = p * u2 + np.float32(TANH32_P[3])
+    p = p * u2 + np.float32(TANH32_P[2])
+    p = p * u2 + np.float32(TANH32_P[1])
+    p = p * u2 + np.float32(TANH32_P[0])
+    q = np.float32(TANH32_Q[3])
+    q = q * u2 + np.float32(TANH32_Q[2])
+    q = q * u2 + np.float32(TANH32_Q[1])
+    q = q * u2 + np.float32(TANH32_Q[0])
+    return u * p / q
+
+
+@numba.njit(cache=True)
+def gru_forward_kernel_f32(xproj, WhT, bh, hidden, R, Z, N, G):
+    """Float32 twin of :func:`gru_forward_kernel` with the vectorizable :func:`_tanh32`."""
+    T, B, _ = xproj.shape
+    p = WhT.shape[0]
+    half = np.float32(0.5)
+    one = np.float32(1.0)
+    for t in range(1, T + 1):
+        s = t - 1
+        hp = np.dot(hidden[s], WhT)                               # (B, 3p)
+        for b in range(B):
+            for i in range(p):
+                r = half * (one + _tanh32(half * (xproj[s, b, i] + (hp[b, i] + bh[i]))))
+                z = half * (one + _tanh32(half * (xproj[s, b, p + i] + (hp[b, p + i] + bh[p + i]))))
+                g = hp[b, 2 * p + i] + bh[2 * p + i]
+                n = _tanh32(xproj[s, b, 2 * p + i] + r * g)
+                hidden[t, b, i] = n + z * (hidden[s, b, i] - n)
+                R[s, b, i] = r
+                Z[s, b, i] = z
+                N[s, b, i] = n
+                G[s, b, i] = g
+
+
 @numba.njit(cache=True)
 def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
     """GRU forward loop: fills hidden (T+1, B, p) and the gates R, Z, N, G (T, B, p).
@@ -240,9 +295,10 @@ def gru_forward_numba(params, x, simd=True):
     xproj = (x.reshape(T * B, d) @ Wx.T + bx).reshape(T, B, 3 * p)    # (T, B, 3p)
     hidden = np.zeros((T + 1, B, p), dtype=dt)
     WhT = np.ascontiguousarray(Wh.T)                                  # (p, 3p)
-    if not simd:
+    if not simd or dt == np.float32:
         cache = {name: np.empty((T, B, p), dtype=dt) for name in ("r", "z", "n", "g")}
-        gru_forward_kernel(xproj, WhT, bh, hidden, cache["r"], cache["z"], cache["n"], cache["g"])
+        kernel = gru_forward_kernel_f32 if (simd and dt == np.float32) else gru_forward_kernel
+        kernel(xproj, WhT, bh, hidden, cache["r"], cache["z"], cache["n"], cache["g"])
         return hidden, cache
     RZ = np.empty((T, B, 2 * p), dtype=dt)                            # r, z side by side
     N = np.empty((T, B, p), dtype=dt)
