@@ -104,7 +104,34 @@ def plot(rows, path):
     plt.close(fig)
 
 
+def summarize(path, figure=None):
+    """Markdown table of a run's CSV: final and best test accuracy, final losses, training time;
+    redraws the figure if ``figure`` is given."""
+    with open(path) as f:
+        rows = [dict(r, iteration=int(r["iteration"]), test_acc=float(r["test_acc"]),
+                     test_loss=float(r["test_loss"]), train_loss=float(r["train_loss"]),
+                     train_seconds=float(r["train_seconds"])) for r in csv.DictReader(f)]
+    print("| method | iterations | final test acc. | best test acc. (at it.) | final test loss | "
+          "last-block train loss | training wall time | s/iteration |")
+    print("|---|---|---|---|---|---|---|---|")
+    for method in ("tp", "bp"):
+        rs = [r for r in rows if r["method"] == method]
+        if not rs:
+            continue
+        last = rs[-1]
+        best = max(rs, key=lambda r: r["test_acc"])
+        per = last["train_seconds"] / max(last["iteration"], 1)
+        print(f"| {method.upper()} | {last['iteration']} | {100 * last['test_acc']:.1f}% | "
+              f"{100 * best['test_acc']:.1f}% ({best['iteration']}) | {last['test_loss']:.3f} | "
+              f"{last['train_loss']:.3f} | {last['train_seconds'] / 60:.1f} min | {per:.3f} |")
+    if figure:
+        plot(rows, figure)
+
+
 def main(argv=None):
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--summarize":
+        summarize(sys.argv[2])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--iterations", type=int, default=8000)
