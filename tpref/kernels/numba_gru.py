@@ -57,13 +57,13 @@ def unstack_gru(grads, dWx, dWh, dbx, dbh):
 # kernels
 
 
-@numba.njit(cache=True)
-def _ftz(v, tiny):
-    """v, or 0 if |v| < tiny (flush subnormals to zero)."""
-    return v if abs(v) >= tiny else 0.0 * v
+@numba.njit(cache=True, error_model="numpy")
+def _ftz(v, tiny, zero):
+    """v, or zero if |v| < tiny (flush subnormals to zero); a select, so loops vectorize."""
+    return v if abs(v) >= tiny else zero
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _sigmoid(u):
     """sigma(u) = (1 + tanh(u/2)) / 2, the reference's overflow-free form."""
     return 0.5 * (1.0 + np.tanh(0.5 * u))
@@ -81,7 +81,7 @@ TANH32_Q = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
             1.19825839466702e-06)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _tanh32(u):
     """tanh(u) for float32 u by the rational approximation TANH32_P / TANH32_Q."""
     c = np.float32(TANH32_CLAMP)
@@ -101,7 +101,7 @@ def _tanh32(u):
     return u * p / q
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def gru_forward_kernel_f32(xproj, WhT, bh, hidden, R, Z, N, G):
     """Float32 twin of :func:`gru_forward_kernel` with the vectorizable :func:`_tanh32`."""
     T, B, _ = xproj.shape
@@ -124,7 +124,7 @@ def gru_forward_kernel_f32(xproj, WhT, bh, hidden, R, Z, N, G):
                 G[s, b, i] = g
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
     """GRU forward loop: fills hidden (T+1, B, p) and the gates R, Z, N, G (T, B, p).
 
@@ -150,77 +150,83 @@ def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
                 G[s, b, i] = g
 
 
-@numba.njit(cache=True)
-def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, through_time, Dx, Dh, tiny):
-    """Backward loop: fills the pre-activation deltas Dx = [da_r, da_z, da_n] and
-    Dh = [da_r, da_z, dg] (T, B, 3p), from which the weight gradients are single GEMMs.
+@numba.njit(cache=True, error_model="numpy")
+def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, carry, Dh, DN, one, tiny):
+    """Backward loop: fills the deltas Dh = [da_r, da_z, dg] (T, B, 3p) and DN = da_n (T, B, p),
+    from which the weight gradients are single GEMMs (W_x* use [da_r, da_z, da_n]).
 
-    grad_h (T+1, B, p) explicit dL/dh_t; with ``through_time`` the total derivative
-    gh_{t-1} = gh_t z + Dh_t Wh (Wh (3p, p)) is carried back (BPTT), else h_{t-1} is fixed.
+    grad_h (T+1, B, p) explicit dL/dh_t. ``carry`` = 1 (through time): the total derivative
+    gh_{t-1} = gh_t z + Dh_t Wh (Wh (3p, p)) is carried back (BPTT); ``carry`` = 0: h_{t-1} is
+    held fixed. ``one``, ``tiny``, ``carry`` are scalars of the arrays' dtype, so float32 stays
+    float32. The inner loop is branch-free and works on 1-D row views (one per gate block) so
+    that LLVM vectorizes it.
     """
     T = R.shape[0]
     B = R.shape[1]
     p = R.shape[2]
+    zero = one - one
     gh = np.zeros((B, p), dtype=hidden.dtype)
     for t in range(T, 0, -1):
         s = t - 1
         for b in range(B):
+            d_r, d_z, d_g = Dh[s, b, :p], Dh[s, b, p:2 * p], Dh[s, b, 2 * p:]
+            d_n, g_row, gh_row, h_row = DN[s, b], grad_h[t, b], gh[b], hidden[s, b]
+            r_row, z_row, n_row, gg_row = R[s, b], Z[s, b], N[s, b], G[s, b]
             for i in range(p):
-                if through_time:
-                    ghi = _ftz(grad_h[t, b, i] + gh[b, i], tiny)
-                else:
-                    ghi = grad_h[t, b, i]
-                r = R[s, b, i]
-                z = Z[s, b, i]
-                n = N[s, b, i]
-                da_n = _ftz(ghi * (1.0 - z) * (1.0 - n * n), tiny)
-                da_r = _ftz(da_n * G[s, b, i] * r * (1.0 - r), tiny)
-                da_z = _ftz(ghi * (hidden[s, b, i] - n) * z * (1.0 - z), tiny)
-                Dx[s, b, i] = da_r
-                Dx[s, b, p + i] = da_z
-                Dx[s, b, 2 * p + i] = da_n
-                Dh[s, b, i] = da_r
-                Dh[s, b, p + i] = da_z
-                Dh[s, b, 2 * p + i] = _ftz(da_n * r, tiny)
-                gh[b, i] = ghi * z                                # carry term of gh_{t-1}
-        if through_time:
+                ghi = _ftz(g_row[i] + carry * gh_row[i], tiny, zero)
+                r = r_row[i]
+                z = z_row[i]
+                n = n_row[i]
+                da_n = _ftz(ghi * (one - z) * (one - n * n), tiny, zero)
+                d_r[i] = _ftz(da_n * gg_row[i] * r * (one - r), tiny, zero)
+                d_z[i] = _ftz(ghi * (h_row[i] - n) * z * (one - z), tiny, zero)
+                d_g[i] = _ftz(da_n * r, tiny, zero)
+                d_n[i] = da_n
+                gh_row[i] = ghi * z                               # carry term of gh_{t-1}
+        if carry != zero:
             gh += np.dot(Dh[s], Wh)                               # (B, p)
 
 
-@numba.njit(cache=True)
-def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps, tiny):
+@numba.njit(cache=True, error_model="numpy")
+def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps, one, tiny):
     """Per-gate linearized inverse, lam[t] -> lam[t-1] for t = T..1 (lam (T+1, B, p), lam[T] set).
 
     Pstack (3p, p) = [P_r^T; P_z^T; P_n^T]. Per step: U = [u_r, u_z, u_n] (B, 3p) with
     u_n = (1-z) r n' lam, u_z = (h_{t-1} - n) lam / (z~(1-z~)), u_r = (1-z) n' g lam / (r~(1-r~));
-    lam_{t-1} = z / (z^2 + reg) lam + U Pstack.
+    lam_{t-1} = z / (z^2 + reg) lam + U Pstack. ``reg``, ``eps``, ``one``, ``tiny``: scalars of
+    the arrays' dtype.
     """
     T = R.shape[0]
     B = R.shape[1]
     p = R.shape[2]
+    zero = one - one
     U = np.empty((B, 3 * p), dtype=lam.dtype)
     for t in range(T, 0, -1):
         s = t - 1
         for b in range(B):
+            r_row, z_row, n_row, gg_row = R[s, b], Z[s, b], N[s, b], G[s, b]
+            h_row, l_row = hidden[s, b], lam[t, b]
+            u_r, u_z, u_n = U[b, :p], U[b, p:2 * p], U[b, 2 * p:]
             for i in range(p):
-                r = R[s, b, i]
-                z = Z[s, b, i]
-                n = N[s, b, i]
-                lt = lam[t, b, i]
-                zc = min(max(z, eps), 1.0 - eps)
-                rc = min(max(r, eps), 1.0 - eps)
-                dn = (1.0 - z) * (1.0 - n * n)
-                U[b, i] = _ftz(dn * G[s, b, i] * lt / (rc * (1.0 - rc)), tiny)
-                U[b, p + i] = _ftz((hidden[s, b, i] - n) * lt / (zc * (1.0 - zc)), tiny)
-                U[b, 2 * p + i] = _ftz(dn * r * lt, tiny)
+                r = r_row[i]
+                z = z_row[i]
+                n = n_row[i]
+                lt = l_row[i]
+                zc = min(max(z, eps), one - eps)
+                rc = min(max(r, eps), one - eps)
+                dn = (one - z) * (one - n * n)
+                u_r[i] = _ftz(dn * gg_row[i] * lt / (rc * (one - rc)), tiny, zero)
+                u_z[i] = _ftz((h_row[i] - n) * lt / (zc * (one - zc)), tiny, zero)
+                u_n[i] = _ftz(dn * r * lt, tiny, zero)
         out = np.dot(U, Pstack)                                   # (B, p)
         for b in range(B):
+            z_row, l_row, o_row, prev = Z[s, b], lam[t, b], out[b], lam[s, b]
             for i in range(p):
-                z = Z[s, b, i]
-                lam[s, b, i] = _ftz(z / (z * z + reg) * lam[t, b, i] + out[b, i], tiny)
+                z = z_row[i]
+                prev[i] = _ftz(z / (z * z + reg) * l_row[i] + o_row[i], tiny, zero)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def exact_kernel(Wh, hidden, R, Z, N, G, lam, reg):
     """Exact linearized regularized inverse, lam_{t-1} = (J^T J + reg I)^{-1} J^T lam_t per step
     and sample (J = dh_t/dh_{t-1}, formed explicitly). Returns False if J^T J + reg I is not
@@ -329,19 +335,25 @@ def gru_forward_numba(params, x, simd=True):
 
 def _transition_grads(params, x, hidden, cache, grad_h, through_time):
     """Numba twin of ``reference_gru.gru_transition_backward``."""
-    Wx, Wh, bx, bh = stack_gru(params)
+    _, Wh, _, _ = stack_gru(params)
     T, B, d = x.shape
     p = Wh.shape[1]
-    Dx = np.empty((T, B, 3 * p), dtype=Wh.dtype)
-    Dh = np.empty((T, B, 3 * p), dtype=Wh.dtype)
+    Dh = np.empty((T, B, 3 * p), dtype=Wh.dtype)                  # [da_r, da_z, dg]
+    DN = np.empty((T, B, p), dtype=Wh.dtype)                      # da_n
+    one = Wh.dtype.type(1)
     gru_backward_kernel(Wh, hidden, cache["r"], cache["z"], cache["n"], cache["g"],
-                        np.ascontiguousarray(grad_h), through_time, Dx, Dh,
-                        np.finfo(Wh.dtype).tiny)
-    Dx2 = Dx.reshape(T * B, 3 * p)
+                        np.ascontiguousarray(grad_h), one if through_time else one - one, Dh, DN,
+                        one, np.finfo(Wh.dtype).tiny)
     Dh2 = Dh.reshape(T * B, 3 * p)
-    dWx = Dx2.T @ x.reshape(T * B, d)                             # (3p, d)
-    dWh = Dh2.T @ hidden[:-1].reshape(T * B, p)                   # (3p, p)
-    return unstack_gru({}, dWx, dWh, Dx2.sum(axis=0), Dh2.sum(axis=0))
+    DN2 = DN.reshape(T * B, p)
+    x2 = x.reshape(T * B, d)
+    dWh = Dh2.T @ hidden[:-1].reshape(T * B, p)                   # (3p, p) one GEMM
+    dbh = Dh2.sum(axis=0)
+    dWx = (x2.T @ Dh2).T                                          # (3p, d); rows n fixed below
+    dbx = dbh.copy()
+    dWx[2 * p:] = (x2.T @ DN2).T                                  # W_xn uses da_n, not dg
+    dbx[2 * p:] = DN2.sum(axis=0)
+    return unstack_gru({}, dWx, dWh, dbx, dbh)
 
 
 def _propagate(params, hidden, cache, lam_T, reg, eps, inverse):
@@ -354,8 +366,9 @@ def _propagate(params, hidden, cache, lam_T, reg, eps, inverse):
         Pstack = np.concatenate([
             scipy.linalg.cho_solve(factors[g], params["W_h" + g].T, check_finite=False).T
             for g in "rzn"])                                      # (3p, p) rows P_*^T
+        dt = hidden.dtype.type
         per_gate_kernel(np.ascontiguousarray(Pstack, dtype=hidden.dtype), hidden, *gates, lam,
-                        reg, eps, np.finfo(hidden.dtype).tiny)
+                        dt(reg), dt(eps), dt(1), np.finfo(hidden.dtype).tiny)
     else:
         _, Wh, _, _ = stack_gru(params)
         if not exact_kernel(Wh, hidden, *gates, lam, reg):
