@@ -14,9 +14,9 @@ Same formulas, same loops over time, arranged for speed on one core:
 Subnormal numbers: back-propagated gradients and TP displacements shrink geometrically over
 long sequences (with reg = 1 the per-gate inverse contracts by about 1/2 per step) and reach
 the subnormal range (below ``finfo.tiny``: after ~130 steps in float32), where every
-arithmetic operation, BLAS included, is 10-100x slower. The kernels flush such values to zero
-(:func:`_ftz`) as CPU frameworks do with FTZ/DAZ; the change is below ``finfo.tiny`` in
-absolute value, far inside the tolerance policy.
+arithmetic operation, BLAS included, is 10-100x slower. The kernels flush values below
+:func:`flush_threshold` (tiny / eps) to zero (:func:`_ftz`), as CPU frameworks do with
+FTZ/DAZ; the absolute change is below 1e-31 (float32), far inside the tolerance policy.
 
 They are tested only by equality with the reference (float64, config.RTOL), see
 tests/test_gru_numba.py. Summation orders differ from the reference, so results agree to
@@ -51,6 +51,18 @@ def unstack_gru(grads, dWx, dWh, dbx, dbh):
         grads["b_x" + g] = dbx[rows].copy()
         grads["b_h" + g] = dbh[rows].copy()
     return grads
+
+
+def flush_threshold(dtype):
+    """finfo.tiny / finfo.eps: values below it are flushed to zero by the backward kernels.
+
+    Flushing only below finfo.tiny is not enough: inside the per-step BLAS products a value just
+    above tiny times a weight of size ~eps..1 lands in the subnormal range again. Below
+    tiny / eps (9.9e-32 in float32, 2.0e-292 in float64) the absolute change is still far
+    below the tolerance policy's floor (config.ATOL_SCALE).
+    """
+    info = np.finfo(dtype)
+    return info.dtype.type(info.tiny / info.eps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -343,7 +355,7 @@ def _transition_grads(params, x, hidden, cache, grad_h, through_time):
     one = Wh.dtype.type(1)
     gru_backward_kernel(Wh, hidden, cache["r"], cache["z"], cache["n"], cache["g"],
                         np.ascontiguousarray(grad_h), one if through_time else one - one, Dh, DN,
-                        one, np.finfo(Wh.dtype).tiny)
+                        one, flush_threshold(Wh.dtype))
     Dh2 = Dh.reshape(T * B, 3 * p)
     DN2 = DN.reshape(T * B, p)
     x2 = x.reshape(T * B, d)
@@ -368,7 +380,7 @@ def _propagate(params, hidden, cache, lam_T, reg, eps, inverse):
             for g in "rzn"])                                      # (3p, p) rows P_*^T
         dt = hidden.dtype.type
         per_gate_kernel(np.ascontiguousarray(Pstack, dtype=hidden.dtype), hidden, *gates, lam,
-                        dt(reg), dt(eps), dt(1), np.finfo(hidden.dtype).tiny)
+                        dt(reg), dt(eps), dt(1), flush_threshold(hidden.dtype))
     else:
         _, Wh, _, _ = stack_gru(params)
         if not exact_kernel(Wh, hidden, *gates, lam, reg):
