@@ -301,10 +301,12 @@ def exact_kernel(Wh, hidden, R, Z, N, G, lam, reg):
 def gru_forward_numba(params, x, simd=True):
     """Fast twin of ``tpref.models.gru.gru_forward``: (hidden, cache).
 
-    ``simd=True`` (default): the per-step elementwise work runs as stacked NumPy ufuncs, whose
-    tanh is vectorized (SIMD); this numba build has no SVML, so the jitted scalar loop
-    (``simd=False``, :func:`gru_forward_kernel`) calls libm's tanh once per element and is
-    about twice as slow. Both give the reference's values to rounding.
+    ``simd=True`` (default) picks the fast path per dtype: float32 runs the fused jitted loop
+    :func:`gru_forward_kernel_f32` (vectorized rational tanh, ~3 ulp); float64 runs the
+    per-step elementwise work as stacked NumPy ufuncs, whose tanh is SIMD (this numba build has
+    no SVML, so a jitted loop calls libm's tanh once per element). ``simd=False`` runs the plain
+    jitted loop :func:`gru_forward_kernel` with libm's tanh for both dtypes. All give the
+    reference's values to rounding (tests/test_gru_numba.py).
     """
     Wx, Wh, bx, bh = stack_gru(params)
     T, B, d = x.shape
