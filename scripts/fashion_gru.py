@@ -80,21 +80,27 @@ def evaluate(params, x_test, y_test, chunk=250):
     return correct / len(y_test), total_loss / len(y_test)
 
 
+def _label(row):
+    return row.get("label") or row["method"].upper()
+
+
 def plot(rows, path):
-    """Test accuracy and training loss vs iterations, TP and BP."""
+    """Test accuracy and training loss vs iterations, one curve per method (or label)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for method, color in (("tp", "C0"), ("bp", "C1")):
-        rs = [r for r in rows if r["method"] == method]
-        if not rs:
-            continue
+    labels = list(dict.fromkeys(_label(r) for r in rows))
+    for label in labels:
+        rs = [r for r in rows if _label(r) == label]
         it = [r["iteration"] for r in rs]
-        axes[0].plot(it, [100 * r["test_acc"] for r in rs], color=color, label=method.upper())
-        axes[1].plot(it, [r["train_loss"] for r in rs], color=color, label=method.upper())
-    axes[0].set(xlabel="iterations", ylabel="test accuracy (%)", title="FashionMNIST, GRU")
-    axes[1].set(xlabel="iterations", ylabel="training loss (mean over block)")
+        style = "--" if "through" in label else "-"
+        color = "C1" if label.startswith("BP") else "C0"
+        axes[0].plot(it, [100 * r["test_acc"] for r in rs], style, color=color, label=label)
+        axes[1].plot(it[1:], [r["train_loss"] for r in rs][1:], style, color=color, label=label)
+    axes[0].set(xlabel="iterations", ylabel="test accuracy (%)",
+                title="FashionMNIST, GRU (1000 test images)")
+    axes[1].set(xlabel="iterations", ylabel="training loss (mean over 200 it.)")
     for ax in axes:
         ax.legend()
         ax.grid(alpha=0.3)
@@ -104,24 +110,29 @@ def plot(rows, path):
     plt.close(fig)
 
 
-def summarize(path, figure=None):
-    """Markdown table of a run's CSV: final and best test accuracy, final losses, training time;
-    redraws the figure if ``figure`` is given."""
-    with open(path) as f:
-        rows = [dict(r, iteration=int(r["iteration"]), test_acc=float(r["test_acc"]),
-                     test_loss=float(r["test_loss"]), train_loss=float(r["train_loss"]),
-                     train_seconds=float(r["train_seconds"])) for r in csv.DictReader(f)]
+def summarize(specs, figure=None):
+    """Markdown table of one or more runs' CSVs (``path`` or ``path:tag``, the tag labelling
+    that file's TP rows, e.g. ``...:through_time``): final and best test accuracy, losses,
+    training time; draws all runs into ``figure`` if given."""
+    rows = []
+    for spec in specs:
+        path, _, tag = spec.partition(":")
+        with open(path) as f:
+            for r in csv.DictReader(f):
+                r = dict(r, iteration=int(r["iteration"]), test_acc=float(r["test_acc"]),
+                         test_loss=float(r["test_loss"]), train_loss=float(r["train_loss"]),
+                         train_seconds=float(r["train_seconds"]))
+                r["label"] = r["method"].upper() + (f" ({tag})" if tag and r["method"] == "tp" else "")
+                rows.append(r)
     print("| method | iterations | final test acc. | best test acc. (at it.) | final test loss | "
           "last-block train loss | training wall time | s/iteration |")
     print("|---|---|---|---|---|---|---|---|")
-    for method in ("tp", "bp"):
-        rs = [r for r in rows if r["method"] == method]
-        if not rs:
-            continue
+    for label in dict.fromkeys(r["label"] for r in rows):
+        rs = [r for r in rows if r["label"] == label]
         last = rs[-1]
         best = max(rs, key=lambda r: r["test_acc"])
         per = last["train_seconds"] / max(last["iteration"], 1)
-        print(f"| {method.upper()} | {last['iteration']} | {100 * last['test_acc']:.1f}% | "
+        print(f"| {label} | {last['iteration']} | {100 * last['test_acc']:.1f}% | "
               f"{100 * best['test_acc']:.1f}% ({best['iteration']}) | {last['test_loss']:.3f} | "
               f"{last['train_loss']:.3f} | {last['train_seconds'] / 60:.1f} min | {per:.3f} |")
     if figure:
@@ -129,8 +140,13 @@ def summarize(path, figure=None):
 
 
 def main(argv=None):
-    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--summarize":
-        summarize(sys.argv[2])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--summarize":                          # --summarize CSV[:tag]... [--figure F]
+        figure = None
+        if "--figure" in argv:
+            i = argv.index("--figure")
+            figure, argv = argv[i + 1], argv[:i] + argv[i + 2:]
+        summarize(argv[1:], figure)
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
