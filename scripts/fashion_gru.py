@@ -215,8 +215,9 @@ def main(argv=None):
                 res = tpref.oracle(method, s["params"], as_sequences(x_train[idx]), y_train[idx], **kw)
                 if s["initial_loss"] is None:
                     s["initial_loss"] = res.loss
-                if not np.isfinite(res.loss):                     # divergence: NaN/inf loss
-                    s["diverged"] = True
+                if not (np.isfinite(res.loss)                     # divergence: NaN/inf loss
+                        and all(np.isfinite(v).all() for v in res.direction.values())):
+                    s["diverged"] = True                          # or direction (overflow)
                     break
                 s["opt"].step(res.direction)
                 losses.append(res.loss)
