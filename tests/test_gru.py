@@ -283,3 +283,17 @@ def test_outside_the_regimes_they_differ():
     lam = np.random.default_rng(4).normal(size=(4, 4))
     pg, ex, _ = _both(params, x, lam, 1e5)
     assert np.max(np.abs(pg - ex)) / np.max(np.abs(ex)) > 0.5
+
+
+def test_exact_inverse_contracts_per_gate_can_amplify():
+    """docs/gru.md 3.5: ||exact step|| <= ||lam_t|| / (2 sqrt(reg)) for any parameters; the
+    per-gate step divides by sigma' of saturated gates and can amplify (here by > 10)."""
+    params, x, _ = problem(T=3, B=4, seed=13, noise=1.0)
+    params["b_xz"][:] = 8.0                                          # z ~ 1: sigma'(z) ~ 3e-4
+    lam = np.random.default_rng(5).normal(size=(4, 4))
+    for reg in (0.25, 1.0, 4.0):
+        pg, ex, _ = _both(params, x, lam, reg)
+        bound = np.linalg.norm(lam, axis=1) / (2 * np.sqrt(reg))
+        assert np.all(np.linalg.norm(ex, axis=1) <= bound * (1 + 1e-12)), reg
+    pg, _, _ = _both(params, x, lam, 1.0)
+    assert np.max(np.linalg.norm(pg, axis=1) / np.linalg.norm(lam, axis=1)) > 10
