@@ -163,6 +163,11 @@ def main(argv=None):
     ap.add_argument("--backend", default="numba", choices=["numpy", "numba"])
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                     help="computation dtype (float32, as the authors' PyTorch runs, is ~2x faster)")
+    ap.add_argument("--init", default="orthogonal", choices=["orthogonal", "torch"],
+                    help="orthogonal: tpref.init_gru (the authors' intent); torch: PyTorch's "
+                         "default U(-1/sqrt(p), 1/sqrt(p)) for every GRU and Linear parameter, "
+                         "which is what the authors' GRU actually ran with (ANCHORS.md), "
+                         "drawn with numpy from --seed")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="stop after the block during which this wall time is passed")
     ap.add_argument("--csv", default="docs/results/fashion_gru.csv")
@@ -177,6 +182,11 @@ def main(argv=None):
     x_test, y_test = x_test[held_out], y_test[held_out]
 
     init = tpref.init_gru(1, args.hidden, 10, seed=args.seed, dtype=dtype)
+    if args.init == "torch":                                      # PyTorch's default init
+        rng = np.random.default_rng(args.seed)
+        bound = 1.0 / np.sqrt(args.hidden)
+        init = {name: rng.uniform(-bound, bound, size=v.shape).astype(dtype)
+                for name, v in init.items()}
     state = {}
     for method in args.methods:
         params = {name: value.copy() for name, value in init.items()}
