@@ -10,11 +10,15 @@ OracleResult      what oracle returns
 init_rnn          seeded initialization of the simple RNN (the authors' scheme)
 rnn_forward       hidden states of the simple RNN
 rnn_params_to_torch / rnn_params_from_torch   weights in torch.nn.RNN's layout and back
+init_gru          seeded initialization of the GRU (orthogonal blocks; cell="gru")
+gru_forward       hidden states and gates of the GRU (PyTorch's equations)
+gru_params_to_torch / gru_params_from_torch   the documented mapping to torch.nn.GRU + Linear
 SGD               SGD with PyTorch's momentum/Nesterov convention
 RegularizedInverseError   raised when W_hh^T W_hh + reg I cannot be factored
 """
 
 from .methods.inverse import RegularizedInverseError
+from .models.gru import gru_forward, gru_params_from_torch, gru_params_to_torch, init_gru
 from .models.rnn import init_rnn, rnn_forward, rnn_params_from_torch, rnn_params_to_torch
 from .optim import SGD
 from .oracle import BACKENDS, OracleResult, oracle
@@ -23,4 +27,5 @@ __version__ = "0.1.0"
 
 __all__ = ["oracle", "OracleResult", "BACKENDS", "init_rnn", "rnn_forward", "SGD",
            "rnn_params_to_torch", "rnn_params_from_torch",
+           "init_gru", "gru_forward", "gru_params_to_torch", "gru_params_from_torch",
            "RegularizedInverseError", "__version__"]

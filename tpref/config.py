@@ -61,3 +61,21 @@ BLAS_THREADS = 1
 #: float32 reference itself. The comparison then also allows this many times the float32
 #: reference's own max error against float64: the fast path is no worse than the reference.
 F32_REF_FACTOR = 4.0
+
+# ----------------------------------------------------------------------------------------------
+# GRU (docs/gru.md)
+
+#: Cells of ``tpref.oracle``: the simple RNN of Sec. 2 and the GRU of the FashionMNIST run.
+CELLS = ("rnn", "gru")
+
+#: Names of the GRU's parameters (PyTorch's equations, gate order r, z, n), in a fixed order.
+GRU_PARAM_NAMES = ("W_xr", "W_xz", "W_xn", "W_hr", "W_hz", "W_hn",
+                   "b_xr", "b_xz", "b_xn", "b_hr", "b_hz", "b_hn", "W_hy", "b_y")
+
+#: Parameters of the GRU transition f_t (updated with targets by TP, Eq. 3).
+GRU_TRANSITION_NAMES = GRU_PARAM_NAMES[:-2]
+
+#: Linearized inverses of the GRU transition for TP: the authors' per-gate scheme (one
+#: regularized pseudo-inverse per recurrent block, fast) and the exact regularized inverse of
+#: the full Jacobian dh_t/dh_{t-1} (one p x p solve per step and sample, slow reference).
+GRU_INVERSES = ("per_gate", "exact")

@@ -12,8 +12,9 @@ from typing import Optional
 
 import numpy as np
 
-from .config import CLIP_EPS
-from .validation import check_choice, check_inputs, check_oracle_options, check_rnn_params, check_targets
+from .config import CELLS, CLIP_EPS, GRU_INVERSES
+from .validation import (check_choice, check_gru_params, check_inputs, check_oracle_options,
+                         check_rnn_params, check_targets)
 
 #: Backends of ``tpref.oracle``: "numpy" is the reference, the others are tested against it
 #: ("numba": tpref.kernels.numba_rnn, fused Numba CPU kernels).
@@ -64,7 +65,8 @@ class OracleResult:
 
 
 def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local",
-           activation="tanh", backend="numba", clip_eps=CLIP_EPS):
+           activation="tanh", backend="numba", clip_eps=CLIP_EPS, cell="rnn",
+           gru_inverse="per_gate"):
     r"""Loss, hidden states, targets and descent direction of one RNN oracle call.
 
     Parameters
@@ -94,7 +96,18 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         One of ``tpref.oracle.BACKENDS``. "numba" (default): fused Numba kernels
         (tpref.kernels.numba_rnn), tested equal to "numpy", the readable reference loops.
     clip_eps : float in (0, 0.5)
-        Tolerance of the projection pi onto the activation's image.
+        Tolerance of the projection pi onto the activation's image (for the GRU: the clip of
+        the gates whose sigmoid derivative the per-gate inverse divides by).
+    cell : {"rnn", "gru"}
+        "rnn": the simple RNN of Sec. 2 (params as above). "gru": PyTorch's GRU with params
+        ``W_xr, W_xz, W_xn`` (p, d), ``W_hr, W_hz, W_hn`` (p, p), ``b_xr, b_xz, b_xn, b_hr,
+        b_hz, b_hn`` (p,), ``W_hy`` (k, p), ``b_y`` (k,) (see ``tpref.models.gru``); methods
+        "bp" and "tp" only, ``activation`` must stay "tanh". docs/gru.md.
+    gru_inverse : {"per_gate", "exact"}
+        GRU only: the linearized inverse of TP's Eq. (2). "per_gate": one regularized
+        pseudo-inverse per recurrent block (the authors' scheme, PyTorch's convention);
+        "exact": (J_t^T J_t + reg I)^{-1} J_t^T with J_t = dh_t/dh_{t-1}, per step and sample
+        (slow reference). Ignored for the simple RNN and for "bp".
 
     Returns
     -------
@@ -108,8 +121,13 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
     gradient-like direction. See docs/equations.md.
     """
     check_choice("backend", backend, BACKENDS)
+    check_choice("cell", cell, CELLS)
     gamma_h, reg, clip_eps = check_oracle_options(method, loss, activation, update, gamma_h, reg,
                                                   clip_eps)
+    if cell == "gru":
+        return _gru_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg,
+                           update=update, activation=activation, backend=backend,
+                           eps=clip_eps, gru_inverse=gru_inverse)
     dtype, d, p, k = check_rnn_params(params)
     x = check_inputs(x, d, dtype)
     y = check_targets(y, loss, x.shape[1], k, dtype)
@@ -119,4 +137,26 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         from .kernels.numba_rnn import rnn_oracle
     out = rnn_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
                      activation=activation, eps=clip_eps)
+    return OracleResult(method=method, **out)
+
+
+def _gru_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, backend, eps,
+                gru_inverse):
+    """The GRU branch of :func:`oracle` (options already checked except the GRU-specific ones)."""
+    check_choice("gru_inverse", gru_inverse, GRU_INVERSES)
+    if method == "dtp":
+        raise ValueError("method='dtp' is not defined for cell='gru': the GRU transition has "
+                         "no closed-form regularized inverse f_t^{-1} (docs/gru.md); use 'tp'")
+    if activation != "tanh":
+        raise ValueError(f"activation must be 'tanh' for cell='gru' (the GRU's candidate is "
+                         f"tanh, its gates sigmoid), got {activation!r}")
+    dtype, d, p, k = check_gru_params(params)
+    x = check_inputs(x, d, dtype)
+    y = check_targets(y, loss, x.shape[1], k, dtype)
+    if backend == "numpy":
+        from .methods.reference_gru import gru_oracle
+    else:
+        from .kernels.numba_gru import gru_oracle
+    out = gru_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
+                     eps=eps, inverse=gru_inverse)
     return OracleResult(method=method, **out)

@@ -131,3 +131,55 @@ def check_oracle_options(method, loss, activation, update, gamma_h, reg, eps):
         raise ValueError(f"method={method!r} needs reg (the regularization r of the inverse), got None")
     return (check_positive_scalar("gamma_h", gamma_h),
             check_positive_scalar("reg", reg, allow_zero=True), eps)
+
+
+def check_gru_params(params):
+    """Validate a GRU parameter dict; return (dtype, d, p, k).
+
+    Expected: exactly the keys ``config.GRU_PARAM_NAMES``: W_xr, W_xz, W_xn (p, d); W_hr, W_hz,
+    W_hn (p, p); b_xr, b_xz, b_xn, b_hr, b_hz, b_hn (p,); W_hy (k, p); b_y (k,); all finite
+    float32 or float64 ndarrays of one dtype.
+    """
+    from .config import GRU_PARAM_NAMES
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict with keys {GRU_PARAM_NAMES}, got {type(params).__name__}")
+    keys = set(params)
+    if keys != set(GRU_PARAM_NAMES):
+        missing = sorted(set(GRU_PARAM_NAMES) - keys)
+        extra = sorted(keys - set(GRU_PARAM_NAMES))
+        raise ValueError(f"GRU params must have exactly the keys {GRU_PARAM_NAMES}; "
+                         f"missing {missing}, unexpected {extra}")
+    for name in GRU_PARAM_NAMES:
+        a = params[name]
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"params[{name!r}] must be a numpy ndarray, got {type(a).__name__}")
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"params[{name!r}] must have dtype float32 or float64, got {a.dtype}")
+    dtype = params["W_hr"].dtype
+    for name in GRU_PARAM_NAMES:
+        if params[name].dtype != dtype:
+            raise TypeError(f"all params must share one dtype: params['W_hr'] is {dtype}, "
+                            f"params[{name!r}] is {params[name].dtype}")
+    W_hr = params["W_hr"]
+    if W_hr.ndim != 2 or W_hr.shape[0] != W_hr.shape[1] or W_hr.shape[0] == 0:
+        raise ValueError(f"params['W_hr'] must have shape (p, p), got {W_hr.shape}")
+    p = W_hr.shape[0]
+    W_xr = params["W_xr"]
+    if W_xr.ndim != 2 or W_xr.shape[0] != p or W_xr.shape[1] == 0:
+        raise ValueError(f"params['W_xr'] must have shape (p, d) = ({p}, d), got {W_xr.shape}")
+    d = W_xr.shape[1]
+    W_hy = params["W_hy"]
+    if W_hy.ndim != 2 or W_hy.shape[1] != p or W_hy.shape[0] == 0:
+        raise ValueError(f"params['W_hy'] must have shape (k, p) = (k, {p}), got {W_hy.shape}")
+    k = W_hy.shape[0]
+    expected = {"W_hy": (k, p), "b_y": (k,)}
+    for gate in "rzn":
+        expected.update({"W_x" + gate: (p, d), "W_h" + gate: (p, p),
+                         "b_x" + gate: (p,), "b_h" + gate: (p,)})
+    for name in GRU_PARAM_NAMES:
+        if params[name].shape != expected[name]:
+            raise ValueError(f"params[{name!r}] must have shape {expected[name]} "
+                             f"(d={d}, p={p}, k={k}), got {params[name].shape}")
+    for name in GRU_PARAM_NAMES:
+        check_finite_array(f"params[{name!r}]", params[name])
+    return dtype, d, p, k

@@ -1,0 +1,110 @@
+"""The Numba GRU kernels equal the NumPy reference (config.RTOL per dtype), every option."""
+
+import numpy as np
+import pytest
+
+import tpref
+from tpref.config import GRU_PARAM_NAMES
+from tpref.kernels.numba_gru import gru_forward_numba
+from tpref.methods.inverse import RegularizedInverseError
+from tpref.models.gru import gru_forward
+
+from _gru_util import assert_close, problem
+
+CASES = [("bp", "per_gate", "local"), ("tp", "per_gate", "local"),
+         ("tp", "per_gate", "through_time"), ("tp", "exact", "local"),
+         ("tp", "exact", "through_time")]
+
+
+def compare(ref, comp, dtype, what):
+    assert_close(comp.hidden, ref.hidden, f"{what}: hidden", dtype)
+    assert_close(comp.output, ref.output, f"{what}: output", dtype)
+    assert comp.loss == pytest.approx(ref.loss, rel=10 * np.finfo(dtype).eps ** 0.5 if dtype == np.float32 else 1e-12)
+    if ref.displacements is None:
+        assert comp.displacements is None and comp.targets is None
+    else:
+        assert_close(comp.displacements, ref.displacements, f"{what}: displacements", dtype)
+        assert_close(comp.targets, ref.targets, f"{what}: targets", dtype)
+    assert tuple(comp.direction) == GRU_PARAM_NAMES
+    for name in GRU_PARAM_NAMES:
+        assert comp.direction[name].dtype == dtype
+        assert_close(comp.direction[name], ref.direction[name], f"{what}: direction {name}", dtype)
+
+
+@pytest.mark.parametrize("method, inverse, update", CASES)
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_numba_equals_reference_float64(method, inverse, update, loss):
+    params, x, y = problem(T=12, B=4, d=2, p=5, k=3, seed=31, loss=loss)
+    kw = dict(loss=loss, cell="gru", gamma_h=0.05, reg=0.5, gru_inverse=inverse, update=update)
+    ref = tpref.oracle(method, params, x, y, **kw)
+    comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
+    compare(ref, comp, np.float64, f"{method}/{inverse}/{update}")
+
+
+@pytest.mark.parametrize("method, inverse, update", CASES[:3])
+def test_numba_equals_reference_float32(method, inverse, update):
+    params, x, y = problem(T=12, B=4, d=2, p=5, k=3, seed=32, dtype=np.float32)
+    kw = dict(loss="cross_entropy", cell="gru", gamma_h=0.05, reg=0.5, gru_inverse=inverse,
+              update=update)
+    ref = tpref.oracle(method, params, x, y, **kw)
+    comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
+    compare(ref, comp, np.float32, f"float32 {method}/{inverse}/{update}")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("simd", [True, False])
+def test_all_forward_paths_equal_reference_long_sequence(simd, dtype):
+    """float64: NumPy-SIMD and jitted libm paths; float32: the rational-tanh kernel and libm."""
+    params, x, _ = problem(T=200, B=3, d=1, p=8, seed=33, dtype=dtype)
+    h_ref, c_ref = gru_forward(params, x)
+    h, c = gru_forward_numba(params, x, simd=simd)
+    assert h.dtype == dtype
+    assert_close(h, h_ref, "hidden", dtype)
+    for name in ("r", "z", "n", "g"):
+        assert_close(c[name], c_ref[name], f"gate {name}", dtype)
+
+
+def test_tanh32_accuracy():
+    from tpref.kernels.numba_gru import _tanh32
+    import numba
+
+    @numba.njit
+    def apply(u):
+        out = np.empty_like(u)
+        for i in range(u.size):
+            out[i] = _tanh32(u[i])
+        return out
+
+    u = np.linspace(-12, 12, 200001).astype(np.float32)
+    err = np.abs(apply(u).astype(np.float64) - np.tanh(u.astype(np.float64)))
+    assert err.max() < 5e-7                                       # a few float32 ulps
+
+
+def test_reg_zero_per_gate_raises_exact_inverts_diag_z():
+    """W_h* = 0 and reg = 0: the per-gate factors (W_h*^T W_h*) are singular and raise, while
+    the exact inverse of J_t = diag(z_t) is well defined: lam_{t-1} = lam_t / z_t."""
+    params, x, y = problem(seed=34)
+    for gate in "rzn":
+        params["W_h" + gate][:] = 0.0
+    kw = dict(loss="cross_entropy", cell="gru", gamma_h=0.1, reg=0.0)
+    z = gru_forward(params, x)[1]["z"]                            # (T, B, p)
+    for backend in ("numpy", "numba"):
+        with pytest.raises(RegularizedInverseError):
+            tpref.oracle("tp", params, x, y, gru_inverse="per_gate", backend=backend, **kw)
+        res = tpref.oracle("tp", params, x, y, gru_inverse="exact", backend=backend, **kw)
+        lam = res.displacements
+        assert_close(lam[:-1], lam[1:] / z, f"{backend}: lam_(t-1) = lam_t / z_t")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["bp", "tp"])
+def test_numba_equals_reference_fashion_mnist_size(method):
+    """The FashionMNIST configuration (T = 784, B = 16, d = 1, p = 100): long recursions."""
+    rng = np.random.default_rng(35)
+    params = tpref.init_gru(1, 100, 10, seed=35)
+    x = rng.normal(size=(784, 16, 1))
+    y = rng.integers(0, 10, size=16)
+    kw = dict(loss="cross_entropy", cell="gru", gamma_h=1e-2, reg=1.0)
+    ref = tpref.oracle(method, params, x, y, **kw)
+    comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
+    compare(ref, comp, np.float64, f"T=784 {method}")
