@@ -21,7 +21,7 @@ def check_finite_array(name, a):
     bad = ~np.isfinite(a)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} must be finite; it holds {a[where]!r} at index {where}")
+        raise ValueError(f"{name} must be finite; it holds {float(a[where])} at index {where}")
 
 
 def check_positive_scalar(name, value, *, allow_zero=False):

@@ -41,14 +41,17 @@ def factor_regularized_gram(W_hh, reg):
     except np.linalg.LinAlgError as err:
         raise RegularizedInverseError(
             f"Cholesky factorization of W_hh^T W_hh + reg*I failed with reg={reg!r}: the matrix "
-            f"is not positive definite (W_hh is singular and reg is 0?); use reg > 0") from err
+            f"is not positive definite in floating point. Either W_hh is singular and reg is 0 "
+            f"(use reg > 0), or W_hh is so large (max |W_hh| = {np.max(np.abs(W_hh)):.3g}) that "
+            f"reg is lost in rounding, which usually means the training run diverged") from err
     diag = np.abs(np.diag(c))
     # cond(M) = cond(L)^2 >= (max diag / min diag)^2
     if not diag.min() > diag.max() * np.sqrt(p * np.finfo(W_hh.dtype).eps):
         raise RegularizedInverseError(
             f"W_hh^T W_hh + reg*I is numerically singular with reg={reg!r} (Cholesky pivots "
-            f"range over [{diag.min():.3g}, {diag.max():.3g}]): W_hh is (near) singular; "
-            f"use reg > 0")
+            f"range over [{diag.min():.3g}, {diag.max():.3g}]): W_hh is (near) singular, use "
+            f"reg > 0; or W_hh is huge (max |W_hh| = {np.max(np.abs(W_hh)):.3g}) and the run "
+            f"diverged")
     return c, lower
 
 
