@@ -116,7 +116,10 @@ def run_panel(panel, configs, out_dir, *, jobs=None, stream=None, plot=True):
 
 
 def panel_title(panel, config):
-    return f"{panel} (batch {config.batch_size}, hidden {config.hidden}, seed {config.seed})"
+    """Plot title: the task as run (length included) and the settings shared by its runs."""
+    length = f" T={config.length}" if config.length else ""
+    return (f"{config.task}{length} (preset {panel}; batch {config.batch_size}, "
+            f"hidden {config.hidden}, seed {config.seed})")
 
 
 def format_table(panel, summaries, configs):

@@ -25,16 +25,27 @@ def _load(panel_dir, methods):
 
 
 def _curves(ax_row, runs, x_key, loss_key="test_loss"):
+    """Test accuracy and loss of each run against ``x_key`` on a (accuracy, loss) pair of axes.
+
+    For the adding task the second criterion (|out - target| < 0.04) is drawn dashed.
+    """
     acc_ax, loss_ax = ax_row
+    losses = []
     for method, rows in runs.items():
         xs = [r[x_key] for r in rows]
-        acc_ax.plot(xs, [100 * r["test_accuracy"] for r in rows], color=COLORS.get(method),
+        color = COLORS.get(method)
+        acc_ax.plot(xs, [100 * r["test_accuracy"] for r in rows], color=color,
                     label=method.upper())
-        loss_ax.plot(xs, [r[loss_key] if r[loss_key] is not None else float("nan") for r in rows],
-                     color=COLORS.get(method), label=method.upper())
+        if "test_accuracy_abs" in rows[0]:
+            acc_ax.plot(xs, [100 * r["test_accuracy_abs"] for r in rows], color=color, ls="--",
+                        label=f"{method.upper()}, |err| < 0.04")
+        ys = [r[loss_key] if r[loss_key] is not None else float("nan") for r in rows]
+        losses += [y for y in ys if y == y]
+        loss_ax.plot(xs, ys, color=color, label=method.upper())
     acc_ax.set_ylabel("test accuracy (%)")
     loss_ax.set_ylabel("test loss")
-    loss_ax.set_yscale("log")
+    if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
+        loss_ax.set_yscale("log")
 
 
 def plot_comparison(panel_dir, methods, title=None, path=None):
