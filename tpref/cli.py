@@ -159,6 +159,15 @@ def _reproduce(args):
             configs[p][0].make_task()
         for p in panels:
             run_panel(p, configs[p], args.out, jobs=args.jobs)
+    else:
+        from .experiments import panel_report
+        from .plotting import plot_comparison
+
+        for p in panels:
+            table = panel_report(os.path.join(args.out, p), methods)
+            if table:
+                print(table)
+                print(f"plot: {plot_comparison(os.path.join(args.out, p), methods, title=p)}")
     png = plot_figure(args.out, FIGURES[args.figure], methods,
                       os.path.join(args.out, f"{args.figure}.png"),
                       titles={p: p for p in PRESETS})

@@ -10,6 +10,7 @@ Directory layout of a comparison: ``<out>/<panel>/<method>/`` (one run each, see
 
 import concurrent.futures
 import dataclasses
+import json
 import os
 import sys
 
@@ -138,3 +139,18 @@ def format_table(panel, summaries, configs):
                      f"{s['first_iteration_at_100'] if s['first_iteration_at_100'] is not None else '-'} | "
                      f"{loss} | {s['wall_seconds']:.0f} | {spi} | {hp} |")
     return "\n".join(lines) + "\n"
+
+
+def panel_report(panel_dir, methods):
+    """The table of the runs already in ``panel_dir`` (from their summary and config files)."""
+    summaries, configs = [], []
+    for m in methods:
+        d = os.path.join(panel_dir, m)
+        if os.path.exists(os.path.join(d, "summary.json")):
+            with open(os.path.join(d, "summary.json")) as f:
+                summaries.append(json.load(f))
+            with open(os.path.join(d, "config.json")) as f:
+                configs.append(RunConfig(**json.load(f)["run"]))
+    if not summaries:
+        return None
+    return format_table(os.path.basename(os.path.normpath(panel_dir)), summaries, configs)
