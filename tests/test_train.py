@@ -139,3 +139,30 @@ def test_unwritable_output_directory(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError, match="not writable"):
         train(small_config(), blocker / "run", progress=False)
+
+
+def test_sigterm_interrupts_cleanly(tmp_path):
+    """A run killed with SIGTERM records "interrupted" and its summary."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys; from tpref.train import RunConfig, train\n"
+        "cfg = RunConfig(task='temporal-order', length=12, method='tp', hidden=8, batch_size=5,"
+        " iterations=100000, lr=0.1, gamma_h=1e-2, reg=1.0, eval_every=50, eval_size=20,"
+        " checkpoint_every=50, seed=3)\n"
+        "print(train(cfg, sys.argv[1], progress=False)['status'], flush=True)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=root,
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": root})
+    deadline = time.time() + 60
+    while not os.path.exists(tmp_path / "checkpoint.npz") and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert out.strip() == "interrupted"
+    summary = json.load(open(tmp_path / "summary.json"))
+    assert summary["status"] == "interrupted" and summary["iterations_done"] >= 50

@@ -21,7 +21,9 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Optional
 
@@ -235,6 +237,17 @@ def _finite_or_none(v):
     return v if v is not None and math.isfinite(v) else None
 
 
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _raise_on_sigterm():
+    """Make SIGTERM interrupt the run like Ctrl-C (main thread only); return the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def train(config, out_dir, *, resume=True, progress=True, stream=None, task=None, stop_after=None):
     """Run (or resume) one training run; return its summary dict.
 
@@ -324,6 +337,7 @@ def train(config, out_dir, *, resume=True, progress=True, stream=None, task=None
                          "window": window})
 
     it = start
+    previous_sigterm = _raise_on_sigterm()
     try:
         if start == 0:
             log_eval(0)
@@ -370,11 +384,11 @@ def train(config, out_dir, *, resume=True, progress=True, stream=None, task=None
                 if it % config.checkpoint_every == 0 or it == config.iterations:
                     checkpoint(it)
     except KeyboardInterrupt:
-        status, reason = "interrupted", "KeyboardInterrupt"
+        status, reason = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
     finally:
         metrics_file.close()
-    if status == "interrupted":
-        pass   # the last checkpoint stays; resume continues from it
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     rows = read_metrics(paths["metrics"])
     first100 = next((r["iteration"] for r in rows if r["test_accuracy"] >= 1.0), None)
     last = rows[-1] if rows else {}
