@@ -11,6 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = {"bp": "tab:blue", "tp": "tab:red", "dtp": "tab:green"}
+#: Colors of runs with other names (variants), in order of appearance.
+EXTRA_COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:olive", "tab:cyan", "tab:pink")
+
+
+def _style(index, method):
+    """(color, label) of the run ``method``, the ``index``-th on its axes."""
+    if method in COLORS:
+        return COLORS[method], method.upper()
+    return EXTRA_COLORS[index % len(EXTRA_COLORS)], method
 
 
 def _load(panel_dir, methods):
@@ -31,17 +40,16 @@ def _curves(ax_row, runs, x_key, loss_key="test_loss"):
     """
     acc_ax, loss_ax = ax_row
     losses = []
-    for method, rows in runs.items():
+    for i, (method, rows) in enumerate(runs.items()):
         xs = [r[x_key] for r in rows]
-        color = COLORS.get(method)
-        acc_ax.plot(xs, [100 * r["test_accuracy"] for r in rows], color=color,
-                    label=method.upper())
+        color, label = _style(i, method)
+        acc_ax.plot(xs, [100 * r["test_accuracy"] for r in rows], color=color, label=label)
         if "test_accuracy_abs" in rows[0]:
             acc_ax.plot(xs, [100 * r["test_accuracy_abs"] for r in rows], color=color, ls="--",
-                        label=f"{method.upper()}, |err| < 0.04")
+                        label=f"{label}, |err| < 0.04")
         ys = [r[loss_key] if r[loss_key] is not None else float("nan") for r in rows]
         losses += [y for y in ys if y == y]
-        loss_ax.plot(xs, ys, color=color, label=method.upper())
+        loss_ax.plot(xs, ys, color=color, label=label)
     acc_ax.set_ylabel("test accuracy (%)")
     loss_ax.set_ylabel("test loss")
     if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
