@@ -41,6 +41,6 @@ variants("temporal-order-120-variants", {
     "tp": os.path.join(runs, "fig3", "temporal-order-120", "tp"),
     "tp-through-time": os.path.join(runs, "fig3-through-time", "temporal-order-120", "tp"),
 }, "temporal order T=120: BP (lr 1e-5), TP Eq. (3), TP through time (authors' code)")
-variants("bp-lr-sweep-t60", {
-    f"bp-lr{lr}": os.path.join(runs, "bp-lr-sweep", f"lr{lr}") for lr in ("1e-4", "1e-3", "1e-2")
-}, "temporal order T=60: BP with Nesterov momentum 0.9, three step sizes")
+sweep = {f"bp-lr{lr}": os.path.join(runs, "bp-lr-sweep", f"lr{lr}") for lr in ("1e-4", "1e-3", "1e-2")}
+sweep["bp-lr1e-3-no-momentum"] = os.path.join(runs, "bp-lr-sweep", "lr1e-3-no-momentum")
+variants("bp-lr-sweep-t60", sweep, "temporal order T=60: BP, Nesterov momentum 0.9 unless said otherwise")

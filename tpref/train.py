@@ -287,7 +287,10 @@ def train(config, out_dir, *, resume=True, progress=True, stream=None, task=None
     params = init_rnn(task.d, config.hidden, task.k, seed=config.seed)
     opt = SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     if resume and os.path.exists(paths["checkpoint"]):
-        saved = json.load(open(paths["config"]))["run"] if os.path.exists(paths["config"]) else None
+        saved = None
+        if os.path.exists(paths["config"]):
+            with open(paths["config"]) as f:
+                saved = json.load(f)["run"]
         same = saved is not None and ({**saved, "iterations": 0} == {**cfg, "iterations": 0})
         if not same:
             raise ValueError(f"{out_dir} holds a checkpoint of a different configuration; "
