@@ -67,3 +67,19 @@ def test_progress_bar_on_a_terminal():
     p = Progress("[x]", 100, s)
     p.update(50, 10.0, force=True)
     assert "50/100" in s.getvalue() and "eta     10s" in s.getvalue()
+
+
+def test_image_length_sets_pixels_per_step(tmp_path, capsys):
+    from test_loaders import make_mnist
+
+    make_mnist(tmp_path / "data")
+    rc = main(["compare", "--task", "mnist", "--length", "7", "--iterations", "2", "--eval-every",
+               "1", "--eval-size", "4", "--hidden", "4", "--jobs", "1", "--data-dir",
+               str(tmp_path / "data"), "--out", str(tmp_path / "out")])
+    assert rc == 0
+    import json
+    cfg = json.load(open(tmp_path / "out" / "mnist" / "tp" / "config.json"))
+    assert cfg["task"]["length"] == 7 and cfg["task"]["pixels_per_step"] == 112
+    assert main(["compare", "--task", "mnist", "--length", "9", "--data-dir",
+                 str(tmp_path / "data"), "--out", str(tmp_path / "out2")]) == 2
+    assert "does not divide" in capsys.readouterr().err

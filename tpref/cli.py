@@ -37,8 +37,8 @@ def _add_common(p, *, synthetic_length=True):
     p.add_argument("--task", default="temporal-order", choices=TASK_NAMES,
                    help="task (default temporal-order, which needs no data)")
     p.add_argument("--length", type=int, default=None,
-                   help="sequence length T (synthetic tasks; default 60 temporal order, 30 adding;"
-                        " for images 784/k or 3072/k)")
+                   help="sequence length T (default 60 temporal order, 30 adding; for images a "
+                        "divisor of 784 or 3072, setting k; ignored by reproduce)")
     p.add_argument("--pixels-per-step", type=int, default=1,
                    help="image tasks: k pixels per step, length 784/k (default 1)")
     p.add_argument("--markers", default="paper", choices=("paper", "code"),
@@ -130,8 +130,6 @@ def _compare(args):
     check_output_dir(args.out)
     overrides = _common_fields(args)
     overrides["iterations"] = args.iterations
-    if args.task not in ("temporal-order", "adding"):
-        overrides.pop("length")
     _panel(args, panel, methods, overrides)
     return 0
 
