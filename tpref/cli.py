@@ -2,14 +2,22 @@
 
 Commands
 --------
-demo   train a tiny RNN with BP, TP and DTP on one synthetic batch and print the loss curves
-bench  validate then time the oracle backends against PyTorch (tpref.bench, docs/benchmarks.md)
+demo        train a tiny RNN with BP, TP and DTP on one synthetic batch, print the losses
+train       one training run, every hyperparameter a flag
+compare     BP versus TP on one task with the paper's hyperparameters: runs, table, plot
+reproduce   the panels of the paper's Fig. 3 (synthetic) or Fig. 4 (images)
+bench       validate then time the oracle backends against PyTorch (docs/benchmarks.md)
+
+Every run prints where its results and plot are. Bad input (unknown task or method,
+impossible lengths, missing data, unwritable output directory) stops before any work.
 """
 
 import argparse
+import os
 import sys
 
-import numpy as np
+
+from .config import METHODS, UPDATES
 
 
 def _demo(args):
@@ -25,15 +33,196 @@ def _bench(args):
     return bench_main(args.bench_args)
 
 
+# ----------------------------------------------------------------------------------------------
+# shared flags
+
+
+def _add_common(p, *, synthetic_length=True):
+    from .tasks import TASK_NAMES
+
+    p.add_argument("--task", default="temporal-order", choices=TASK_NAMES,
+                   help="task (default temporal-order, which needs no data)")
+    p.add_argument("--length", type=int, default=None,
+                   help="sequence length T (default 60 temporal order, 30 adding; for images a "
+                        "divisor of 784 or 3072, setting k; ignored by reproduce)")
+    p.add_argument("--pixels-per-step", type=int, default=1,
+                   help="image tasks: k pixels per step, length 784/k (default 1)")
+    p.add_argument("--markers", default="paper", choices=("paper", "code"),
+                   help="temporal order marker intervals: the paper's text or the authors' code")
+    p.add_argument("--criterion", default="squared", choices=("squared", "abs"),
+                   help="adding: accuracy counts (out-target)^2 < 0.04 (squared, paper) or "
+                        "|out-target| < 0.04 (abs, authors' code); both are logged")
+    p.add_argument("--data-dir", default=None,
+                   help="directory with the official data files (image tasks); searched one "
+                        "level deep")
+    p.add_argument("--iterations", type=int, default=None, help="SGD steps per run")
+    p.add_argument("--out", default="runs", help="output directory (default ./runs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialization and data (default 0)")
+    p.add_argument("--backend", default=None,
+                   help="oracle backend (default: numba when installed, else numpy)")
+    p.add_argument("--eval-every", type=int, default=200,
+                   help="evaluate on held-out data every N iterations (default 200)")
+    p.add_argument("--eval-size", type=int, default=1000,
+                   help="held-out samples per evaluation (default 1000; 0 = whole test set)")
+    p.add_argument("--checkpoint-every", type=int, default=1000,
+                   help="write a checkpoint every N iterations (default 1000)")
+    p.add_argument("--update", default="local", choices=UPDATES,
+                   help="TP/DTP update: local = the paper's Eq. (3), through_time = authors' code")
+    p.add_argument("--hidden", type=int, default=100, help="hidden size p (default 100)")
+
+
+def _backend(args):
+    from .train import default_backend
+
+    return args.backend or default_backend()
+
+
+def _common_fields(args):
+    return dict(length=args.length, pixels_per_step=args.pixels_per_step, markers=args.markers,
+                criterion=args.criterion, data_dir=args.data_dir, seed=args.seed,
+                backend=_backend(args), eval_every=args.eval_every, eval_size=args.eval_size,
+                checkpoint_every=args.checkpoint_every, update=args.update, hidden=args.hidden)
+
+
+# ----------------------------------------------------------------------------------------------
+# train
+
+
+def _train(args):
+    from .train import RunConfig, check_output_dir, train
+
+    fields = _common_fields(args)
+    fields.update(task=args.task, method=args.method, batch_size=args.batch_size,
+                  iterations=args.iterations or 1000, lr=args.lr, momentum=args.momentum,
+                  nesterov=args.nesterov, gamma_h=args.gamma_h, reg=args.reg)
+    config = RunConfig(**fields)
+    config.validate()
+    out_dir = args.out
+    check_output_dir(out_dir)
+    task = config.make_task()
+    print(f"tpref train: {config.method} on {config.task} (T={task.length}), "
+          f"{config.iterations} iterations, backend {config.backend}; results in {out_dir}",
+          flush=True)
+    summary = train(config, out_dir, task=task, resume=not args.restart)
+    from .plotting import plot_comparison
+
+    png = plot_comparison(os.path.dirname(os.path.abspath(out_dir)),
+                          [os.path.basename(os.path.abspath(out_dir))],
+                          path=os.path.join(out_dir, "curves.png"))
+    print(f"status {summary['status']}; metrics {summary['paths']['metrics']}; plot {png}")
+    return 0 if summary["status"] != "interrupted" else 130
+
+
+# ----------------------------------------------------------------------------------------------
+# compare / reproduce
+
+
+def _panel(args, panel, methods, overrides):
+    from .experiments import panel_configs, run_panel
+
+    configs = panel_configs(panel, methods, **overrides)
+    return run_panel(panel, configs, args.out, jobs=args.jobs)
+
+
+def _compare(args):
+    from .experiments import preset_name
+    from .train import check_output_dir
+
+    methods = tuple(args.methods.split(","))
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {METHODS}")
+    panel = preset_name(args.task, args.length)
+    check_output_dir(args.out)
+    overrides = _common_fields(args)
+    overrides["iterations"] = args.iterations
+    _panel(args, panel, methods, overrides)
+    return 0
+
+
+def _reproduce(args):
+    from .experiments import FIGURES, PRESETS, panel_configs, run_panel
+    from .plotting import plot_figure
+    from .train import check_output_dir
+
+    panels = FIGURES[args.figure]
+    if args.panels:
+        panels = tuple(args.panels.split(","))
+        for p in panels:
+            if p not in FIGURES[args.figure]:
+                raise ValueError(f"unknown panel {p!r} of {args.figure}; choose from "
+                                 f"{FIGURES[args.figure]}")
+    methods = ("bp", "tp")
+    check_output_dir(args.out)
+    overrides = _common_fields(args)
+    overrides["iterations"] = args.iterations
+    overrides.pop("length")
+    if not args.plot_only:
+        configs = {p: panel_configs(p, methods, **overrides) for p in panels}
+        for p in panels:                     # every panel's data, before any training
+            configs[p][0].make_task()
+        for p in panels:
+            run_panel(p, configs[p], args.out, jobs=args.jobs)
+    else:
+        from .experiments import panel_report
+        from .plotting import plot_comparison
+
+        for p in panels:
+            table = panel_report(os.path.join(args.out, p), methods)
+            if table:
+                print(table)
+                print(f"plot: {plot_comparison(os.path.join(args.out, p), methods, title=p)}")
+    png = plot_figure(args.out, FIGURES[args.figure], methods,
+                      os.path.join(args.out, f"{args.figure}.png"),
+                      titles={p: p for p in PRESETS})
+    print(f"figure: {png}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# parser
+
+
 def build_parser():
     """The argparse parser of the ``tpref`` command."""
     parser = argparse.ArgumentParser(
         prog="tpref", description="Reference engine for BP / TP / DTP training of RNNs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
     demo = sub.add_parser("demo", help="train a tiny RNN with BP, TP and DTP on a synthetic batch")
     demo.add_argument("--iterations", type=int, default=200, help="SGD steps per method (default 200)")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and initialization")
     demo.set_defaults(func=_demo)
+
+    tr = sub.add_parser("train", help="one training run (every hyperparameter a flag)")
+    _add_common(tr)
+    tr.add_argument("--method", default="tp", choices=METHODS)
+    tr.add_argument("--batch-size", type=int, default=20)
+    tr.add_argument("--lr", type=float, default=0.1, help="gamma_theta (default 0.1)")
+    tr.add_argument("--momentum", type=float, default=0.0)
+    tr.add_argument("--nesterov", action="store_true")
+    tr.add_argument("--gamma-h", type=float, default=None, help="target step gamma_h (TP/DTP)")
+    tr.add_argument("--reg", type=float, default=None, help="regularization r (TP/DTP)")
+    tr.add_argument("--restart", action="store_true",
+                    help="start afresh instead of resuming from the output directory's checkpoint")
+    tr.set_defaults(func=_train)
+
+    cp = sub.add_parser("compare", help="BP vs TP on one task with the paper's hyperparameters")
+    _add_common(cp)
+    cp.add_argument("--methods", default="bp,tp", help="comma-separated methods (default bp,tp)")
+    cp.add_argument("--jobs", type=int, default=None,
+                    help="parallel processes (default: one per method, at most the CPU count)")
+    cp.set_defaults(func=_compare)
+
+    rp = sub.add_parser("reproduce", help="the paper's Fig. 3 (synthetic) or Fig. 4 (images)")
+    rp.add_argument("figure", choices=("fig3", "fig4"))
+    _add_common(rp)
+    rp.add_argument("--panels", default=None, help="comma-separated subset of the figure's panels")
+    rp.add_argument("--jobs", type=int, default=None, help="parallel processes per panel")
+    rp.add_argument("--plot-only", action="store_true",
+                    help="redraw the figure from the runs already in --out")
+    rp.set_defaults(func=_reproduce)
+
     bench = sub.add_parser("bench", help="validate then time the oracle backends against PyTorch",
                            add_help=False)
     bench.set_defaults(func=_bench)
@@ -51,5 +240,8 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    np.seterr(all="raise")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as err:
+        print(f"tpref {args.command}: error: {err}", file=sys.stderr)
+        return 2
