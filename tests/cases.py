@@ -24,8 +24,11 @@ def random_case(seed, *, T=5, B=3, d=2, p=4, k=3, loss="cross_entropy", scale=1.
     rng = np.random.default_rng(seed)
     params = random_params(rng, d, p, k, scale=scale, dtype=dtype)
     x = rng.normal(size=(T, B, d)).astype(dtype)
+    return params, x, random_targets(rng, B, k, loss, dtype)
+
+
+def random_targets(rng, B, k, loss, dtype=np.float64):
+    """y for ``loss``: (B,) labels in [0, k) for cross_entropy, (B, k) normal floats for mse."""
     if loss == "cross_entropy":
-        y = rng.integers(0, k, size=B)
-    else:
-        y = rng.normal(size=(B, k)).astype(dtype)
-    return params, x, y
+        return rng.integers(0, k, size=B)
+    return rng.normal(size=(B, k)).astype(dtype)

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 import tpref
+
+from cases import random_targets
 from tpref import testing
 from tpref.config import F32_REF_FACTOR, RTOL
 from tpref.kernels import numba_math, numba_rnn
@@ -45,11 +47,7 @@ def make_case(T, B, d, p, k, loss, dtype, seed, b_scale=0.3):
     params["b_y"] = 0.1 * rng.normal(size=k)
     params = {name: a.astype(dtype) for name, a in params.items()}
     x = rng.normal(size=(T, B, d)).astype(dtype)
-    if loss == "cross_entropy":
-        y = rng.integers(0, k, size=B)
-    else:
-        y = rng.normal(size=(B, k)).astype(dtype)
-    return params, x, y
+    return params, x, random_targets(rng, B, k, loss, dtype)
 
 
 def as64(params):

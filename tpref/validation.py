@@ -35,31 +35,38 @@ def check_positive_scalar(name, value, *, allow_zero=False):
     return value
 
 
+def check_param_dict(params, names, cell):
+    """Check that ``params`` is a dict of exactly ``names`` -> float32/float64 ndarrays of one
+    dtype; return that dtype. Shapes and finiteness are checked by the callers."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict with keys {names}, got {type(params).__name__}")
+    keys = set(params)
+    if keys != set(names):
+        missing = sorted(set(names) - keys)
+        extra = sorted(keys - set(names))
+        raise ValueError(f"{cell} params must have exactly the keys {names}; "
+                         f"missing {missing}, unexpected {extra}")
+    for name in names:
+        a = params[name]
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"params[{name!r}] must be a numpy ndarray, got {type(a).__name__}")
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"params[{name!r}] must have dtype float32 or float64, got {a.dtype}")
+    dtype = params[names[0]].dtype
+    for name in names:
+        if params[name].dtype != dtype:
+            raise TypeError(f"all params must share one dtype: params[{names[0]!r}] is {dtype}, "
+                            f"params[{name!r}] is {params[name].dtype}")
+    return dtype
+
+
 def check_rnn_params(params):
     """Validate an RNN parameter dict; return (dtype, d, p, k).
 
     Expected: exactly the keys W_hh (p, p), W_xh (p, d), b_h (p,), W_hy (k, p), b_y (k,), all
     finite float32 or float64 ndarrays of one dtype.
     """
-    if not isinstance(params, dict):
-        raise TypeError(f"params must be a dict with keys {RNN_PARAM_NAMES}, got {type(params).__name__}")
-    keys = set(params)
-    if keys != set(RNN_PARAM_NAMES):
-        missing = sorted(set(RNN_PARAM_NAMES) - keys)
-        extra = sorted(keys - set(RNN_PARAM_NAMES))
-        raise ValueError(f"params must have exactly the keys {RNN_PARAM_NAMES}; "
-                         f"missing {missing}, unexpected {extra}")
-    for name in RNN_PARAM_NAMES:
-        a = params[name]
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"params[{name!r}] must be a numpy ndarray, got {type(a).__name__}")
-        if a.dtype not in (np.float32, np.float64):
-            raise TypeError(f"params[{name!r}] must have dtype float32 or float64, got {a.dtype}")
-    dtype = params["W_hh"].dtype
-    for name in RNN_PARAM_NAMES:
-        if params[name].dtype != dtype:
-            raise TypeError(f"all params must share one dtype: params['W_hh'] is {dtype}, "
-                            f"params[{name!r}] is {params[name].dtype}")
+    dtype = check_param_dict(params, RNN_PARAM_NAMES, "RNN")
     W_hh, W_xh = params["W_hh"], params["W_xh"]
     if W_hh.ndim != 2 or W_hh.shape[0] != W_hh.shape[1] or W_hh.shape[0] == 0:
         raise ValueError(f"params['W_hh'] must have shape (p, p), got {W_hh.shape}")
@@ -141,25 +148,7 @@ def check_gru_params(params):
     float32 or float64 ndarrays of one dtype.
     """
     from .config import GRU_PARAM_NAMES
-    if not isinstance(params, dict):
-        raise TypeError(f"params must be a dict with keys {GRU_PARAM_NAMES}, got {type(params).__name__}")
-    keys = set(params)
-    if keys != set(GRU_PARAM_NAMES):
-        missing = sorted(set(GRU_PARAM_NAMES) - keys)
-        extra = sorted(keys - set(GRU_PARAM_NAMES))
-        raise ValueError(f"GRU params must have exactly the keys {GRU_PARAM_NAMES}; "
-                         f"missing {missing}, unexpected {extra}")
-    for name in GRU_PARAM_NAMES:
-        a = params[name]
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"params[{name!r}] must be a numpy ndarray, got {type(a).__name__}")
-        if a.dtype not in (np.float32, np.float64):
-            raise TypeError(f"params[{name!r}] must have dtype float32 or float64, got {a.dtype}")
-    dtype = params["W_hr"].dtype
-    for name in GRU_PARAM_NAMES:
-        if params[name].dtype != dtype:
-            raise TypeError(f"all params must share one dtype: params['W_hr'] is {dtype}, "
-                            f"params[{name!r}] is {params[name].dtype}")
+    dtype = check_param_dict(params, GRU_PARAM_NAMES, "GRU")
     W_hr = params["W_hr"]
     if W_hr.ndim != 2 or W_hr.shape[0] != W_hr.shape[1] or W_hr.shape[0] == 0:
         raise ValueError(f"params['W_hr'] must have shape (p, p), got {W_hr.shape}")
