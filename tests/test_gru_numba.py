@@ -19,7 +19,8 @@ CASES = [("bp", "per_gate", "local"), ("tp", "per_gate", "local"),
 def compare(ref, comp, dtype, what):
     assert_close(comp.hidden, ref.hidden, f"{what}: hidden", dtype)
     assert_close(comp.output, ref.output, f"{what}: output", dtype)
-    assert comp.loss == pytest.approx(ref.loss, rel=10 * np.finfo(dtype).eps ** 0.5 if dtype == np.float32 else 1e-12)
+    rel = float(10 * np.finfo(dtype).eps ** 0.5) if dtype == np.float32 else 1e-12
+    assert comp.loss == pytest.approx(ref.loss, rel=rel)
     if ref.displacements is None:
         assert comp.displacements is None and comp.targets is None
     else:
