@@ -1,9 +1,12 @@
-"""numba.cuda twins (tpref.kernels.cuda_rnn) equal the NumPy reference, under the simulator.
+"""numba.cuda twins (tpref.kernels.cuda_rnn) equal the NumPy reference, under the simulator or a GPU.
 
 Without a GPU, the CUDA kernels run in numba's simulator, which must be chosen before numba is
 imported: the normal test run therefore re-runs this file in a subprocess with
-NUMBA_ENABLE_CUDASIM=1 (test_under_simulator, a few seconds); in that subprocess (or on a GPU)
-the equality tests run in-process with THREADS_PER_BLOCK = 4, so tiny inputs span many blocks.
+NUMBA_ENABLE_CUDASIM=1 (test_under_simulator, a few seconds). In that subprocess, or on a
+machine with a GPU, the equality tests run in-process, with THREADS_PER_BLOCK = 4 (threads
+stride over several units each) and 8 (some threads idle at the barriers) on tiny shapes, and
+with the default block size on the pixel-MNIST shapes (GPU only: the simulator runs every
+thread as a Python thread).
 """
 
 import os
@@ -15,10 +18,12 @@ import pytest
 from numba import cuda
 
 import tpref
-from tpref.config import ATOL_SCALE, RTOL
+from tpref.config import F32_REF_FACTOR
 from tpref.methods import reference
+from tpref.testing import assert_close
 
 IN_CUDA = cuda.is_available()
+SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 
 @pytest.mark.skipif(IN_CUDA, reason="CUDA (or the simulator) is available: tested in-process")
@@ -31,44 +36,70 @@ def test_under_simulator():
 
 
 needs_cuda = pytest.mark.skipif(not IN_CUDA, reason="needs a GPU or NUMBA_ENABLE_CUDASIM=1")
+needs_gpu = pytest.mark.skipif(not IN_CUDA or SIMULATED, reason="needs a real GPU")
 
 
-@pytest.fixture
-def small_blocks(monkeypatch):
+@pytest.fixture(params=[4, 8])
+def small_blocks(request, monkeypatch):
     from tpref.kernels import cuda_rnn
-    monkeypatch.setattr(cuda_rnn, "THREADS_PER_BLOCK", 4)
+    monkeypatch.setattr(cuda_rnn, "THREADS_PER_BLOCK", request.param)
     return cuda_rnn
 
 
-def case(T=6, B=3, d=2, p=5, k=3, seed=0):
+def case(T=6, B=3, d=2, p=5, k=3, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)
     params = tpref.init_rnn(d, p, k, seed=rng)
     params["b_h"] = 0.3 * rng.normal(size=p)
     x = rng.normal(size=(T, B, d))
-    return params, x
+    return {n: a.astype(dtype) for n, a in params.items()}, x.astype(dtype)
 
 
-def close(comp, ref, name):
-    bound = RTOL[np.dtype(np.float64)] * np.abs(ref) + ATOL_SCALE[np.dtype(np.float64)] * np.abs(ref).max()
-    assert np.all(np.abs(comp - ref) <= bound), f"{name}: max err {np.abs(comp - ref).max():.3e}"
+def as64(params):
+    return {n: a.astype(np.float64) for n, a in params.items()}
+
+
+def close(comp, ref64, ref_own, name):
+    """tpref's policy for comp's dtype against the float64 reference; in float32, also
+    config.F32_REF_FACTOR x the float32 reference's own error (as tests/test_numba_backend.py)."""
+    noise = 0.0
+    if comp.dtype == np.float32:
+        noise = F32_REF_FACTOR * float(np.max(np.abs(ref_own.astype(np.float64) - ref64)))
+    assert_close(comp, ref64, name=name, dtype=comp.dtype, noise=noise)
+
+
+def check_forward(cuda_rnn, params, x, activation):
+    hidden = cuda_rnn.rnn_forward(params, x, activation)
+    assert hidden.dtype == x.dtype
+    ref = reference.rnn_forward(as64(params), x.astype(np.float64), activation)
+    close(hidden, ref, reference.rnn_forward(params, x, activation), "hidden")
+
+
+def check_tp(cuda_rnn, params, x, activation, gamma, reg):
+    hidden = reference.rnn_forward(params, x, activation)            # in params' dtype
+    lam_T = (np.random.default_rng(2).normal(size=hidden.shape[1:]) * gamma).astype(x.dtype)
+    args = (params, x, hidden, lam_T, reg, activation, 1e-3, False)
+    lam = cuda_rnn.propagate_displacements(*args)
+    assert lam.dtype == x.dtype
+    ref = reference.propagate_displacements(as64(params), x.astype(np.float64),
+                                            hidden.astype(np.float64), lam_T.astype(np.float64),
+                                            *args[4:])
+    close(lam, ref, reference.propagate_displacements(*args), "lam")
 
 
 @needs_cuda
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
-def test_forward_equals_reference(small_blocks, activation):
-    params, x = case()
-    close(small_blocks.rnn_forward(params, x, activation),
-          reference.rnn_forward(params, x, activation), "hidden")
+def test_forward_equals_reference(small_blocks, activation, dtype):
+    params, x = case(dtype=dtype)
+    check_forward(small_blocks, params, x, activation)
 
 
 @needs_cuda
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
-def test_tp_displacements_equal_reference(small_blocks, activation):
-    params, x = case(seed=1)
-    hidden = reference.rnn_forward(params, x, activation)
-    lam_T = np.random.default_rng(2).normal(size=hidden.shape[1:]) * 1e-2
-    args = (params, x, hidden, lam_T, 0.5, activation, 1e-3, False)
-    close(small_blocks.propagate_displacements(*args), reference.propagate_displacements(*args), "lam")
+def test_tp_displacements_equal_reference(small_blocks, activation, dtype):
+    params, x = case(seed=1, dtype=dtype)
+    check_tp(small_blocks, params, x, activation, 1e-2, 0.5)
 
 
 @needs_cuda
@@ -77,3 +108,14 @@ def test_difference_tp_not_ported(small_blocks):
     hidden = reference.rnn_forward(params, x)
     with pytest.raises(NotImplementedError):
         small_blocks.propagate_displacements(params, x, hidden, hidden[-1], 1.0, "tanh", 1e-3, True)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mnist_shapes_on_gpu(dtype):
+    """Pixel-MNIST shapes and data (T=784, B=16, p=100), default block size, gamma_h = 1e-4, r = 1."""
+    from tpref.bench import CONFIGS, make_problem
+    from tpref.kernels import cuda_rnn
+    params, x, _ = make_problem(CONFIGS["mnist"], dtype, seed=3)
+    check_forward(cuda_rnn, params, x, "tanh")
+    check_tp(cuda_rnn, params, x, "tanh", 1e-4, 1.0)

@@ -1,16 +1,24 @@
-"""numba.cuda twins of the per-time-step core: the RNN forward step and the linearized TP step.
+"""numba.cuda twins of the per-time-step core: the RNN forward pass and linearized TP.
 
 Scope (honest): the forward pass h_t = a(x_t W_xh^T + h_{t-1} W_hh^T + b_h) and the linearized
-TP displacements (Eq. 2 in displacement form, Sec. 3), each time step one or two kernel
-launches on device-resident arrays; T launches in sequence, one copy in and one copy out.
-BP, DTP and the parameter directions are not ported; the CPU backends compute them.
-Products are written as plain per-thread dot products (no cuBLAS in numba.cuda): this file is
-a correct, tested starting point for a GPU path, not a tuned one.
+TP displacements (Eq. 2 in displacement form, Sec. 3). BP, DTP and the parameter directions
+are not ported; the CPU backends compute them.
+
+Design: the samples of a batch are independent along the whole time loop (h_t[b] depends on
+h_{t-1}[b] only, and lam_{t-1}[b] on lam_t[b] only), so each kernel is ONE launch for all T
+steps: block b owns sample b and runs the time loop itself, its threads striding over the p
+units, with ``cuda.syncthreads()`` between steps (a block's global-memory writes are visible
+to its own threads after the barrier). No per-step launch, no grid-wide synchronization.
+Products are per-thread dot products (no cuBLAS in numba.cuda); a thread i reads the i-th
+column of W_hh^T (or of P), so a warp's loads are contiguous. With B blocks only, a small batch
+uses a few of the GPU's multiprocessors: the time loop is sequential, and a step's latency,
+not the GPU's throughput, bounds it (numbers: scripts/bench_cuda.py, docs/benchmarks.md).
 
 Exported only where ``numba.cuda.is_available()`` (a GPU, or the simulator with
 ``NUMBA_ENABLE_CUDASIM=1``); elsewhere the public functions raise a clear error. Tested by
-equality with the NumPy reference under the simulator (tests/test_cuda_rnn.py), with
-THREADS_PER_BLOCK patched small so tiny inputs span several blocks.
+equality with the NumPy reference (tests/test_cuda_rnn.py): under the simulator in every test
+run, with THREADS_PER_BLOCK patched small so that threads stride over several units; on a GPU
+when one is present.
 """
 
 import math
@@ -20,79 +28,95 @@ from numba import cuda
 
 from ..config import FLUSH_TINY
 
-#: Threads per block of every kernel here (tests patch it small).
-THREADS_PER_BLOCK = 128
+#: Threads per block (one block per sample); None: p rounded up to a warp, at most 1024.
+THREADS_PER_BLOCK = None
 
 AVAILABLE = cuda.is_available()
 
 __all__ = ["AVAILABLE", "rnn_forward", "propagate_displacements", "THREADS_PER_BLOCK"]
 
 
-def _blocks(n):
-    return (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+def _threads(p):
+    """Threads per block for p units (THREADS_PER_BLOCK if set)."""
+    if THREADS_PER_BLOCK is not None:
+        return THREADS_PER_BLOCK
+    return min(1024, 32 * ((p + 31) // 32))
 
 
 # ----------------------------------------------------------------------------------------------
-# kernels: one thread per (b, i) entry of a (B, p) block
+# kernels: block b = sample b, all time steps; thread k handles units k, k + blockDim, ...
 
 
 @cuda.jit
-def _forward_step(x_t, h_prev, W_xh, W_hh, b_h, sigmoid, h_out):
-    """h_out[b, i] = a((x_t W_xh^T)[b, i] + (h_prev W_hh^T)[b, i] + b_h[i]).
+def _forward_loop(x, W_xh_T, W_hh_T, b_h, sigmoid, half, one, hidden):
+    """hidden[t, b] = a(x_t[b] W_xh^T + hidden[t-1, b] W_hh^T + b_h), t = 1..T, for b = block.
 
-    x_t (B, d), h_prev (B, p), W_xh (p, d), W_hh (p, p), b_h (p,), h_out (B, p).
-    Notes: Sec. 2 of the paper; sum order as the reference, (x W_xh^T + h W_hh^T) + b_h.
+    Parameters
+    ----------
+    x : (T, B, d); W_xh_T : (d, p); W_hh_T : (p, p); b_h : (p,)
+    sigmoid : bool; half, one : 0.5 and 1 in the data's dtype (no float64 promotion in float32)
+    hidden : (T+1, B, p), hidden[0] = h_0 on entry; hidden[1..T] written.
+
+    Notes
+    -----
+    Sec. 2 of the paper; sum order as the reference, (x W_xh^T + h W_hh^T) + b_h, each sum
+    accumulated j = 0..p-1 (rounding differs from BLAS within config.RTOL).
     """
-    k = cuda.grid(1)
-    B, p = h_out.shape
-    if k >= B * p:
-        return
-    b = k // p
-    i = k - b * p
-    xw = x_t[b, 0] * W_xh[i, 0]
-    for j in range(1, x_t.shape[1]):
-        xw += x_t[b, j] * W_xh[i, j]
-    hw = h_prev[b, 0] * W_hh[i, 0]
-    for j in range(1, p):
-        hw += h_prev[b, j] * W_hh[i, j]
-    u = (xw + hw) + b_h[i]
-    if sigmoid:
-        h_out[b, i] = 0.5 * (1.0 + math.tanh(0.5 * u))
-    else:
-        h_out[b, i] = math.tanh(u)
+    b = cuda.blockIdx.x
+    T, _, d = x.shape
+    p = hidden.shape[2]
+    for t in range(1, T + 1):
+        i = cuda.threadIdx.x
+        while i < p:
+            xw = x[t - 1, b, 0] * W_xh_T[0, i]
+            for j in range(1, d):
+                xw += x[t - 1, b, j] * W_xh_T[j, i]
+            hw = hidden[t - 1, b, 0] * W_hh_T[0, i]
+            for j in range(1, p):
+                hw += hidden[t - 1, b, j] * W_hh_T[j, i]
+            u = (xw + hw) + b_h[i]
+            if sigmoid:
+                hidden[t, b, i] = half * (one + math.tanh(half * u))
+            else:
+                hidden[t, b, i] = math.tanh(u)
+            i += cuda.blockDim.x
+        cuda.syncthreads()                       # h_t complete before step t + 1 reads it
 
 
 @cuda.jit
-def _tp_z(h_t, lam_t, lo, hi, sigmoid, z):
-    """z[b, i] = (a^{-1})'(pi(h_t[b, i])) * lam_t[b, i]; pi = clip to [lo, hi] (Eq. 2)."""
-    k = cuda.grid(1)
-    B, p = z.shape
-    if k >= B * p:
-        return
-    b = k // p
-    i = k - b * p
-    v = min(max(h_t[b, i], lo), hi)
-    if sigmoid:
-        z[b, i] = (1.0 / (v * (1.0 - v))) * lam_t[b, i]
-    else:
-        z[b, i] = (1.0 / (1.0 - v * v)) * lam_t[b, i]
+def _tp_loop(hidden, P, lo, hi, sigmoid, one, flush, z, lam):
+    """lam[t-1, b] = [(a^{-1})'(pi(h_t[b])) * lam[t, b]] P, t = T..1, for b = block (Eq. 2).
 
-
-@cuda.jit
-def _rows_times(z, P, flush, out):
-    """out[b, i] = sum_j z[b, j] P[j, i], flushed to 0 below ``flush`` (config.FLUSH_TINY)."""
-    k = cuda.grid(1)
-    B, p = out.shape
-    if k >= B * p:
-        return
-    b = k // p
-    i = k - b * p
-    acc = z[b, 0] * P[0, i]
-    for j in range(1, p):
-        acc += z[b, j] * P[j, i]
-    if abs(acc) < flush:
-        acc = 0.0 * acc
-    out[b, i] = acc
+    Parameters
+    ----------
+    hidden : (T+1, B, p); P : (p, p), W_hh (W_hh^T W_hh + r I)^{-1} (``regularized_pinv_map``)
+    lo, hi : pi's clip interval; sigmoid : bool; one : 1 in the data's dtype
+    flush : entries of lam_{t-1} below this magnitude are set to 0 (config.FLUSH_TINY)
+    z : (B, p) scratch; lam : (T+1, B, p), lam[T] = lam_T on entry, lam[0..T-1] written.
+    """
+    b = cuda.blockIdx.x
+    T = hidden.shape[0] - 1
+    p = hidden.shape[2]
+    for t in range(T, 0, -1):
+        i = cuda.threadIdx.x
+        while i < p:                             # z_t = (a^{-1})'(pi(h_t)) * lam_t
+            v = min(max(hidden[t, b, i], lo), hi)
+            if sigmoid:
+                z[b, i] = (one / (v * (one - v))) * lam[t, b, i]
+            else:
+                z[b, i] = (one / (one - v * v)) * lam[t, b, i]
+            i += cuda.blockDim.x
+        cuda.syncthreads()                       # z_t complete before the product
+        i = cuda.threadIdx.x
+        while i < p:                             # lam_{t-1} = z_t P
+            acc = z[b, 0] * P[0, i]
+            for j in range(1, p):
+                acc += z[b, j] * P[j, i]
+            if abs(acc) < flush:
+                acc = acc * (one - one)          # signed zero, as the CPU kernels' select
+            lam[t - 1, b, i] = acc
+            i += cuda.blockDim.x
+        cuda.syncthreads()                       # z_t read by all before step t - 1 overwrites it
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,7 +130,15 @@ def _require():
 
 
 def rnn_forward(params, x, activation="tanh"):
-    """All hidden states h_0..h_T on the device (twin of ``tpref.models.rnn.rnn_forward``).
+    """All hidden states h_0..h_T, computed on the device (twin of ``tpref.models.rnn.rnn_forward``).
+
+    One launch of B blocks (one per sample) for the whole time loop; one copy in, one copy out.
+
+    Parameters
+    ----------
+    params : dict with ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,), one float dtype
+    x : ndarray of shape (T, B, d), params' dtype
+    activation : {"tanh", "sigmoid"}
 
     Returns
     -------
@@ -116,22 +148,22 @@ def rnn_forward(params, x, activation="tanh"):
     W_hh, W_xh, b_h = params["W_hh"], params["W_xh"], params["b_h"]
     T, B, _ = x.shape
     p = W_hh.shape[0]
-    d_hidden = cuda.to_device(np.zeros((T + 1, B, p), dtype=W_hh.dtype))
+    dtype = W_hh.dtype
+    d_hidden = cuda.to_device(np.zeros((T + 1, B, p), dtype=dtype))            # h_0 = 0
     d_x = cuda.to_device(np.ascontiguousarray(x))
-    d_Wxh, d_Whh, d_bh = (cuda.to_device(np.ascontiguousarray(a)) for a in (W_xh, W_hh, b_h))
-    blocks = _blocks(B * p)
-    for t in range(1, T + 1):
-        _forward_step[blocks, THREADS_PER_BLOCK](d_x[t - 1], d_hidden[t - 1], d_Wxh, d_Whh, d_bh,
-                                                 activation == "sigmoid", d_hidden[t])
+    d_Wxh_T, d_Whh_T, d_bh = (cuda.to_device(np.ascontiguousarray(a))
+                              for a in (W_xh.T, W_hh.T, b_h))
+    _forward_loop[B, _threads(p)](d_x, d_Wxh_T, d_Whh_T, d_bh, activation == "sigmoid",
+                                  dtype.type(0.5), dtype.type(1.0), d_hidden)
     return d_hidden.copy_to_host()
 
 
 def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, difference=False):
-    """Linearized TP displacements lam_t, t = T..0, on the device (twin of the reference's).
+    """Linearized TP displacements lam_t, t = T..0, computed on the device (twin of the reference's).
 
     The inverse is encoded once on the host (``numba_rnn.regularized_pinv_map``, one Cholesky
-    factor); each step is two launches: z_t, then lam_{t-1} = z_t P with the flush of
-    config.FLUSH_TINY applied at the scale of lam_T (as the CPU kernels do).
+    factor); then one launch of B blocks runs the whole recursion, flushing at
+    config.FLUSH_TINY times the scale of lam_T (as the CPU kernels do).
 
     Returns
     -------
@@ -144,18 +176,14 @@ def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, diff
 
     dtype = hidden.dtype
     T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
-    P = regularized_pinv_map(params["W_hh"], reg)                   # (p, p)
+    P = regularized_pinv_map(params["W_hh"], reg)                   # (p, p), once
     lo, hi = _clip_bounds(activation, eps, dtype)
     flush = dtype.type(FLUSH_TINY[np.dtype(dtype)] * _power_of_two_scale(lam_T))
     lam = np.zeros((T + 1, B, p), dtype=dtype)
     lam[T] = lam_T
     d_lam = cuda.to_device(lam)
     d_hidden = cuda.to_device(np.ascontiguousarray(hidden))
-    d_P = cuda.to_device(P)
     d_z = cuda.device_array((B, p), dtype=dtype)
-    blocks = _blocks(B * p)
-    for t in range(T, 0, -1):
-        _tp_z[blocks, THREADS_PER_BLOCK](d_hidden[t], d_lam[t], lo, hi, activation == "sigmoid",
-                                         d_z)
-        _rows_times[blocks, THREADS_PER_BLOCK](d_z, d_P, flush, d_lam[t - 1])
+    _tp_loop[B, _threads(p)](d_hidden, cuda.to_device(P), lo, hi, activation == "sigmoid",
+                             dtype.type(1.0), flush, d_z, d_lam)
     return d_lam.copy_to_host()

@@ -1,0 +1,183 @@
+#!/usr/bin/env python
+"""The numba.cuda path (tpref/kernels/cuda_rnn.py) on a GPU: check, then time, against the CPU.
+
+    python scripts/bench_cuda.py --out bench_cuda          # needs a CUDA GPU
+
+For the pixel-MNIST shapes (T = 784, d = 1, p = 100, gamma_h = 1e-4, r = 1) at several batch
+sizes and both dtypes, it
+
+1. checks the CUDA forward pass and linearized TP displacements against the Numba CPU backend
+   (float64 also against the NumPy reference) with tpref's tolerance policy;
+2. times, alternating in one process (median and quartiles of wall time):
+   - ``cuda forward`` / ``cuda tp``: the public host-to-host functions (copies included);
+   - ``cuda forward kernel`` / ``cuda tp kernel``: the single launch on device-resident arrays,
+     synchronized (what a GPU training loop would pay);
+   - ``numba forward`` / ``numba tp``: the CPU twins (``numba_rnn.rnn_forward``,
+     ``numba_rnn.propagate_displacements``) on one thread;
+   - ``torch cuda RNN forward``: ``torch.nn.RNN`` on the GPU under ``no_grad`` (cuDNN), where
+     torch sees a GPU;
+3. writes ``bench_cuda.json`` and prints a table. Nothing is asserted.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from tpref.bench import make_problem, set_threads, summarize  # noqa: E402
+from tpref.kernels import cuda_rnn, numba_rnn  # noqa: E402
+from tpref.methods import reference  # noqa: E402
+from tpref.testing import assert_close  # noqa: E402
+
+
+def time_alternating(runners, repeats, warmup=2):
+    names = list(runners)
+    for name in names:
+        for _ in range(warmup):
+            runners[name]()
+    out = {n: [] for n in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            runners[name]()
+            out[name].append(1e3 * (time.perf_counter() - t0))
+    return {n: summarize(v) for n, v in out.items()}
+
+
+def check(params, x, lam_T, cfg, dtype):
+    """Equality of the CUDA functions with the CPU ones (raises AssertionError otherwise)."""
+    h_gpu = cuda_rnn.rnn_forward(params, x)
+    h_cpu = numba_rnn.rnn_forward(params, x)
+    args = (params, x, h_cpu, lam_T, cfg["reg"], "tanh", 1e-3, False)
+    lam_gpu = cuda_rnn.propagate_displacements(*args)
+    lam_cpu = numba_rnn.propagate_displacements(*args)
+    if dtype == np.float64:
+        h_ref = reference.rnn_forward(params, x)
+        assert_close(h_gpu, h_ref, name="hidden vs reference")
+        lam_ref = reference.propagate_displacements(params, x, h_cpu, lam_T, cfg["reg"], "tanh",
+                                                    1e-3, False)
+        assert_close(lam_gpu, lam_ref, name="lam vs reference")
+    rel = lambda a, b: float(np.max(np.abs(a.astype(np.float64) - b)) / np.max(np.abs(b)))
+    return {"hidden_rel_err_vs_numba": rel(h_gpu, h_cpu.astype(np.float64)),
+            "lam_rel_err_vs_numba": rel(lam_gpu, lam_cpu.astype(np.float64))}
+
+
+def runners_for(params, x, lam_T, cfg, with_torch):
+    from numba import cuda
+
+    T, B, d = x.shape
+    p = params["W_hh"].shape[0]
+    dtype = x.dtype
+    h = numba_rnn.rnn_forward(params, x)
+    tp_args = (params, x, h, lam_T, cfg["reg"], "tanh", 1e-3, False)
+
+    # device-resident operands for the kernel-only timings
+    d_x = cuda.to_device(x)
+    d_Wxh_T = cuda.to_device(np.ascontiguousarray(params["W_xh"].T))
+    d_Whh_T = cuda.to_device(np.ascontiguousarray(params["W_hh"].T))
+    d_bh = cuda.to_device(params["b_h"])
+    d_hidden = cuda.to_device(np.zeros((T + 1, B, p), dtype))
+    P = numba_rnn.regularized_pinv_map(params["W_hh"], cfg["reg"])
+    lo, hi = numba_rnn._clip_bounds("tanh", 1e-3, np.dtype(dtype))
+    lam0 = np.zeros((T + 1, B, p), dtype)
+    lam0[T] = lam_T
+    d_lam, d_P, d_hid = cuda.to_device(lam0), cuda.to_device(P), cuda.to_device(h)
+    d_z = cuda.device_array((B, p), dtype)
+    flush = dtype.type(0.0)
+    threads = cuda_rnn._threads(p)
+    one, half = dtype.type(1.0), dtype.type(0.5)
+
+    def fwd_kernel():
+        cuda_rnn._forward_loop[B, threads](d_x, d_Wxh_T, d_Whh_T, d_bh, False, half, one, d_hidden)
+        cuda.synchronize()
+
+    def tp_kernel():
+        cuda_rnn._tp_loop[B, threads](d_hid, d_P, lo, hi, False, one, flush, d_z, d_lam)
+        cuda.synchronize()
+
+    runners = {
+        "cuda forward": lambda: cuda_rnn.rnn_forward(params, x),
+        "cuda forward kernel": fwd_kernel,
+        "numba forward": lambda: numba_rnn.rnn_forward(params, x),
+        "cuda tp": lambda: cuda_rnn.propagate_displacements(*tp_args),
+        "cuda tp kernel": tp_kernel,
+        "numba tp": lambda: numba_rnn.propagate_displacements(*tp_args),
+    }
+    if with_torch:
+        import torch
+        tdt = torch.float64 if dtype == np.float64 else torch.float32
+        rnn = torch.nn.RNN(d, p, nonlinearity="tanh").to("cuda", tdt)
+        with torch.no_grad():
+            rnn.weight_hh_l0.copy_(torch.from_numpy(params["W_hh"]))
+            rnn.weight_ih_l0.copy_(torch.from_numpy(params["W_xh"]))
+            rnn.bias_ih_l0.copy_(torch.from_numpy(params["b_h"]))
+            rnn.bias_hh_l0.zero_()
+        tx = torch.from_numpy(x).to("cuda")
+
+        def torch_fwd():
+            with torch.no_grad():
+                rnn(tx)
+            torch.cuda.synchronize()
+        runners["torch cuda RNN forward"] = torch_fwd
+    return runners
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="16,256", help="comma-separated batch sizes")
+    ap.add_argument("--T", type=int, default=784)
+    ap.add_argument("--repeats", type=int, default=21)
+    ap.add_argument("--out", default="bench_cuda")
+    ap.add_argument("--simulator", action="store_true",
+                    help="allow numba's simulator (a smoke test of this script; times mean nothing)")
+    args = ap.parse_args(argv)
+    from numba import cuda
+    simulated = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    if not cuda.is_available() or (simulated and not args.simulator):
+        print("no CUDA GPU: nothing to time (the simulator is for tests only)")
+        return 2
+    set_threads(1)
+    try:
+        import torch
+        with_torch = torch.cuda.is_available()
+    except ImportError:
+        with_torch = False
+    import numba
+    name = "simulator" if simulated else cuda.get_current_device().name
+    meta = {"gpu": name.decode() if isinstance(name, bytes) else str(name),
+            "cpu": platform.processor(), "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__,
+            "torch": __import__("torch").__version__ if with_torch else None, "threads": 1}
+    print(meta)
+    results = []
+    for dtype in (np.float32, np.float64):
+        for B in (int(b) for b in args.batches.split(",")):
+            cfg = dict(T=args.T, B=B, d=1, p=100, k=10, loss="cross_entropy", gamma_h=1e-4, reg=1.0)
+            params, x, _ = make_problem(cfg, dtype)
+            lam_T = (np.random.default_rng(1).normal(size=(B, 100)) * cfg["gamma_h"]).astype(dtype)
+            errs = check(params, x, lam_T, cfg, dtype)
+            times = time_alternating(runners_for(params, x, lam_T, cfg, with_torch), args.repeats)
+            row = {"dtype": np.dtype(dtype).name, "T": args.T, "B": B, "p": 100, **errs,
+                   "ms": times}
+            results.append(row)
+            print(f"[{row['dtype']} T={args.T} B={B} p=100] checks ok: "
+                  f"hidden {errs['hidden_rel_err_vs_numba']:.1e}, lam {errs['lam_rel_err_vs_numba']:.1e}"
+                  " (max rel. to max|numba|)")
+            for name, s in times.items():
+                print(f"  {name:24s} median {s['median']:9.3f} ms [{s['q25']:.3f}, {s['q75']:.3f}]")
+            sys.stdout.flush()
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "bench_cuda.json"), "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    print("wrote", os.path.join(args.out, "bench_cuda.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
