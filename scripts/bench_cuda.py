@@ -78,27 +78,26 @@ def runners_for(params, x, lam_T, cfg, with_torch):
     tp_args = (params, x, h, lam_T, cfg["reg"], "tanh", 1e-3, False)
 
     # device-resident operands for the kernel-only timings
+    forward_loop, tp_loop = cuda_rnn._KERNELS[np.dtype(dtype)]
     d_x = cuda.to_device(x)
     d_Wxh_T = cuda.to_device(np.ascontiguousarray(params["W_xh"].T))
     d_Whh_T = cuda.to_device(np.ascontiguousarray(params["W_hh"].T))
     d_bh = cuda.to_device(params["b_h"])
-    d_hidden = cuda.to_device(np.zeros((T + 1, B, p), dtype))
+    d_hidden = cuda.device_array((T + 1, B, p), dtype)
     P = numba_rnn.regularized_pinv_map(params["W_hh"], cfg["reg"])
     lo, hi = numba_rnn._clip_bounds("tanh", 1e-3, np.dtype(dtype))
-    lam0 = np.zeros((T + 1, B, p), dtype)
-    lam0[T] = lam_T
-    d_lam, d_P, d_hid = cuda.to_device(lam0), cuda.to_device(P), cuda.to_device(h)
-    d_z = cuda.device_array((B, p), dtype)
+    d_lam, d_lamT = cuda.device_array((T + 1, B, p), dtype), cuda.to_device(lam_T)
+    d_P, d_hid = cuda.to_device(P), cuda.to_device(h)
     flush = dtype.type(0.0)
     threads = cuda_rnn._threads(p)
     one, half = dtype.type(1.0), dtype.type(0.5)
 
     def fwd_kernel():
-        cuda_rnn._forward_loop[B, threads](d_x, d_Wxh_T, d_Whh_T, d_bh, False, half, one, d_hidden)
+        forward_loop[B, threads](d_x, d_Wxh_T, d_Whh_T, d_bh, False, half, one, d_hidden)
         cuda.synchronize()
 
     def tp_kernel():
-        cuda_rnn._tp_loop[B, threads](d_hid, d_P, lo, hi, False, one, flush, d_z, d_lam)
+        tp_loop[B, threads](d_hid, d_lamT, d_P, lo, hi, False, one, flush, d_lam)
         cuda.synchronize()
 
     runners = {
