@@ -78,7 +78,7 @@ def runners_for(params, x, lam_T, cfg, with_torch):
     tp_args = (params, x, h, lam_T, cfg["reg"], "tanh", 1e-3, False)
 
     # device-resident operands for the kernel-only timings
-    forward_loop, tp_loop = cuda_rnn._KERNELS[np.dtype(dtype)]
+    forward_loop, tp_loop = cuda_rnn._forward_loop, cuda_rnn._tp_loop
     d_x = cuda.to_device(x)
     d_Wxh_T = cuda.to_device(np.ascontiguousarray(params["W_xh"].T))
     d_Whh_T = cuda.to_device(np.ascontiguousarray(params["W_hh"].T))
@@ -87,7 +87,7 @@ def runners_for(params, x, lam_T, cfg, with_torch):
     P = numba_rnn.regularized_pinv_map(params["W_hh"], cfg["reg"])
     lo, hi = numba_rnn._clip_bounds("tanh", 1e-3, np.dtype(dtype))
     d_lam, d_lamT = cuda.device_array((T + 1, B, p), dtype), cuda.to_device(lam_T)
-    d_P, d_hid = cuda.to_device(P), cuda.to_device(h)
+    d_P, d_hid, d_z = cuda.to_device(P), cuda.to_device(h), cuda.device_array((B, p), dtype)
     flush = dtype.type(0.0)
     threads = cuda_rnn._threads(p)
     one, half = dtype.type(1.0), dtype.type(0.5)
@@ -97,7 +97,7 @@ def runners_for(params, x, lam_T, cfg, with_torch):
         cuda.synchronize()
 
     def tp_kernel():
-        tp_loop[B, threads](d_hid, d_lamT, d_P, lo, hi, False, one, flush, d_lam)
+        tp_loop[B, threads](d_hid, d_lamT, d_P, lo, hi, False, one, flush, d_z, d_lam)
         cuda.synchronize()
 
     runners = {

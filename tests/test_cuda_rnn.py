@@ -120,14 +120,3 @@ def test_mnist_shapes_on_gpu(dtype):
     check_forward(cuda_rnn, params, x, "tanh")
     check_tp(cuda_rnn, params, x, "tanh", 1e-4, 1.0)
 
-
-@needs_cuda
-def test_hidden_size_limit_is_named(monkeypatch):
-    from tpref.kernels import cuda_rnn
-    monkeypatch.setattr(cuda_rnn, "MAX_UNITS", 4)
-    params, x = case(p=5)
-    with pytest.raises(ValueError, match=r"W_hh.*p <= 4"):
-        cuda_rnn.rnn_forward(params, x)
-    hidden = reference.rnn_forward(params, x)
-    with pytest.raises(ValueError, match=r"W_hh.*p <= 4"):
-        cuda_rnn.propagate_displacements(params, x, hidden, hidden[-1], 1.0, "tanh", 1e-3)
