@@ -14,8 +14,12 @@ sizes and both dtypes, it
      synchronized (what a GPU training loop would pay);
    - ``numba forward`` / ``numba tp``: the CPU twins (``numba_rnn.rnn_forward``,
      ``numba_rnn.propagate_displacements``) on one thread;
-   - ``torch cuda RNN forward``: ``torch.nn.RNN`` on the GPU under ``no_grad`` (cuDNN), where
-     torch sees a GPU;
+   - ``cuda oracle bp`` / ``cuda oracle tp``: ``tpref.oracle(backend="cuda")``, a whole
+     iteration (forward, output layer on the host, backward, directions, copies back);
+   - ``numba oracle bp`` / ``numba oracle tp``: ``tpref.oracle(backend="numba")`` on one thread;
+   - ``torch cuda RNN forward``: ``torch.nn.RNN`` on the GPU under ``no_grad`` (cuDNN), and
+     ``torch cuda RNN bp``: forward, linear head, cross-entropy and ``backward()`` (autograd),
+     where torch sees a GPU;
 3. writes ``bench_cuda.json`` and prints a table. Nothing is asserted.
 """
 
@@ -30,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import tpref  # noqa: E402
 from tpref.bench import make_problem, set_threads, summarize  # noqa: E402
 from tpref.kernels import cuda_rnn, numba_rnn  # noqa: E402
 from tpref.methods import reference  # noqa: E402
@@ -50,7 +55,7 @@ def time_alternating(runners, repeats, warmup=2):
     return {n: summarize(v) for n, v in out.items()}
 
 
-def check(params, x, lam_T, cfg, dtype):
+def check(params, x, y, lam_T, cfg, dtype):
     """Equality of the CUDA functions with the CPU ones (raises AssertionError otherwise)."""
     h_gpu = cuda_rnn.rnn_forward(params, x)
     h_cpu = numba_rnn.rnn_forward(params, x)
@@ -64,11 +69,25 @@ def check(params, x, lam_T, cfg, dtype):
                                                     1e-3, False)
         assert_close(lam_gpu, lam_ref, name="lam vs reference")
     rel = lambda a, b: float(np.max(np.abs(a.astype(np.float64) - b)) / np.max(np.abs(b)))
-    return {"hidden_rel_err_vs_numba": rel(h_gpu, h_cpu.astype(np.float64)),
+    errs = {"hidden_rel_err_vs_numba": rel(h_gpu, h_cpu.astype(np.float64)),
             "lam_rel_err_vs_numba": rel(lam_gpu, lam_cpu.astype(np.float64))}
+    for method in ("bp", "tp"):
+        kw = oracle_kw(method, cfg)
+        got = tpref.oracle(method, params, x, y, backend="cuda", **kw).direction
+        ref = tpref.oracle(method, params, x, y, backend="numba", **kw).direction
+        errs[f"{method}_direction_rel_err_vs_numba"] = max(
+            rel(got[n], ref[n].astype(np.float64)) for n in ref)
+    return errs
 
 
-def runners_for(params, x, lam_T, cfg, with_torch):
+def oracle_kw(method, cfg):
+    kw = dict(loss=cfg["loss"])
+    if method != "bp":
+        kw.update(gamma_h=cfg["gamma_h"], reg=cfg["reg"])
+    return kw
+
+
+def runners_for(params, x, y, lam_T, cfg, with_torch):
     from numba import cuda
 
     T, B, d = x.shape
@@ -108,6 +127,11 @@ def runners_for(params, x, lam_T, cfg, with_torch):
         "cuda tp kernel": tp_kernel,
         "numba tp": lambda: numba_rnn.propagate_displacements(*tp_args),
     }
+    for method in ("bp", "tp"):
+        for backend in ("cuda", "numba"):
+            runners[f"{backend} oracle {method}"] = (
+                lambda m=method, b=backend: tpref.oracle(m, params, x, y, backend=b,
+                                                         **oracle_kw(m, cfg)))
     if with_torch:
         import torch
         tdt = torch.float64 if dtype == np.float64 else torch.float32
@@ -117,13 +141,23 @@ def runners_for(params, x, lam_T, cfg, with_torch):
             rnn.weight_ih_l0.copy_(torch.from_numpy(params["W_xh"]))
             rnn.bias_ih_l0.copy_(torch.from_numpy(params["b_h"]))
             rnn.bias_hh_l0.zero_()
+        head = torch.nn.Linear(p, params["W_hy"].shape[0]).to("cuda", tdt)
         tx = torch.from_numpy(x).to("cuda")
+        ty = torch.from_numpy(y).to("cuda")
 
         def torch_fwd():
             with torch.no_grad():
                 rnn(tx)
             torch.cuda.synchronize()
+
+        def torch_bp():
+            for prm in list(rnn.parameters()) + list(head.parameters()):
+                prm.grad = None
+            out = head(rnn(tx)[1][0])
+            torch.nn.functional.cross_entropy(out, ty).backward()
+            torch.cuda.synchronize()
         runners["torch cuda RNN forward"] = torch_fwd
+        runners["torch cuda RNN bp"] = torch_bp
     return runners
 
 
@@ -158,16 +192,16 @@ def main(argv=None):
     for dtype in (np.float32, np.float64):
         for B in (int(b) for b in args.batches.split(",")):
             cfg = dict(T=args.T, B=B, d=1, p=100, k=10, loss="cross_entropy", gamma_h=1e-4, reg=1.0)
-            params, x, _ = make_problem(cfg, dtype)
+            params, x, y = make_problem(cfg, dtype)
             lam_T = (np.random.default_rng(1).normal(size=(B, 100)) * cfg["gamma_h"]).astype(dtype)
-            errs = check(params, x, lam_T, cfg, dtype)
-            times = time_alternating(runners_for(params, x, lam_T, cfg, with_torch), args.repeats)
+            errs = check(params, x, y, lam_T, cfg, dtype)
+            times = time_alternating(runners_for(params, x, y, lam_T, cfg, with_torch), args.repeats)
             row = {"dtype": np.dtype(dtype).name, "T": args.T, "B": B, "p": 100, **errs,
                    "ms": times}
             results.append(row)
-            print(f"[{row['dtype']} T={args.T} B={B} p=100] checks ok: "
-                  f"hidden {errs['hidden_rel_err_vs_numba']:.1e}, lam {errs['lam_rel_err_vs_numba']:.1e}"
-                  " (max rel. to max|numba|)")
+            print(f"[{row['dtype']} T={args.T} B={B} p=100] checks ok; max error relative to "
+                  "max|numba|: " + ", ".join(f"{k[:-len('_rel_err_vs_numba')]} {v:.1e}"
+                                            for k, v in errs.items()))
             for name, s in times.items():
                 print(f"  {name:24s} median {s['median']:9.3f} ms [{s['q25']:.3f}, {s['q75']:.3f}]")
             sys.stdout.flush()

@@ -110,6 +110,76 @@ def test_difference_tp_not_ported(small_blocks):
         small_blocks.propagate_displacements(params, x, hidden, hidden[-1], 1.0, "tanh", 1e-3, True)
 
 
+@needs_cuda
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("through_time", [True, False])
+def test_transition_backward_equals_reference(small_blocks, through_time, activation, dtype):
+    params, x = case(seed=4, dtype=dtype)
+    hidden = reference.rnn_forward(params, x, activation)
+    grad_h = np.random.default_rng(5).normal(size=hidden.shape).astype(dtype)
+    got = small_blocks.transition_backward(params, x, hidden, grad_h, activation, through_time)
+    ref64 = reference.transition_backward(as64(params), x.astype(np.float64),
+                                          hidden.astype(np.float64), grad_h.astype(np.float64),
+                                          activation, through_time)
+    ref_own = reference.transition_backward(params, x, hidden, grad_h, activation, through_time)
+    for name in ref64:
+        assert got[name].dtype == dtype
+        close(got[name], ref64[name], ref_own[name], name)
+
+
+ORACLE_CASES = [("bp", "local", "tanh", "cross_entropy"), ("bp", "local", "sigmoid", "mse"),
+                ("tp", "local", "tanh", "cross_entropy"), ("tp", "through_time", "tanh", "mse"),
+                ("tp", "local", "sigmoid", "cross_entropy"),
+                ("tp", "through_time", "sigmoid", "cross_entropy")]
+
+
+def check_oracle(params, x, y, method, update, activation, loss, gamma_h=0.1, reg=0.5):
+    kw = dict(loss=loss, gamma_h=gamma_h, reg=reg, update=update, activation=activation)
+    got = tpref.oracle(method, params, x, y, backend="cuda", **kw)
+    ref64 = tpref.oracle(method, as64(params), x.astype(np.float64),
+                         y if loss == "cross_entropy" else y.astype(np.float64), backend="numpy", **kw)
+    ref_own = tpref.oracle(method, params, x, y, backend="numpy", **kw)
+    close(got.hidden, ref64.hidden, ref_own.hidden, "hidden")
+    if method == "tp":
+        close(got.displacements, ref64.displacements, ref_own.displacements, "displacements")
+    else:
+        assert got.displacements is None
+    for name in ref64.direction:
+        close(got.direction[name], ref64.direction[name], ref_own.direction[name], name)
+    assert abs(got.loss - ref64.loss) <= 1e-10 * abs(ref64.loss) + (1e-4 if x.dtype == np.float32 else 0)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method,update,activation,loss", ORACLE_CASES)
+def test_oracle_cuda_equals_numpy(small_blocks, method, update, activation, loss, dtype):
+    params, x = case(seed=6, dtype=dtype)
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 3, size=3) if loss == "cross_entropy" else rng.normal(size=(3, 3)).astype(dtype)
+    check_oracle(params, x, y, method, update, activation, loss)
+
+
+@needs_cuda
+@pytest.mark.parametrize("kw,match", [
+    (dict(method="dtp"), "'bp' and 'tp' only"),
+    (dict(cell="gru"), "'bp' and 'tp' only"),
+])
+def test_oracle_cuda_refuses_what_is_not_ported(kw, match):
+    params, x = case()
+    args = dict(method="tp", loss="cross_entropy", gamma_h=0.1, reg=1.0, backend="cuda")
+    args.update(kw)
+    with pytest.raises(ValueError, match=match):
+        tpref.oracle(args.pop("method"), params, x, np.zeros(3, int), **args)
+
+
+@pytest.mark.skipif(IN_CUDA, reason="a GPU or the simulator is present")
+def test_oracle_cuda_without_gpu_is_a_clear_error():
+    params, x = case()
+    with pytest.raises(ValueError, match="backend 'cuda' is not available"):
+        tpref.oracle("bp", params, x, np.zeros(3, int), loss="cross_entropy", backend="cuda")
+
+
 @needs_gpu
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_mnist_shapes_on_gpu(dtype):
@@ -119,4 +189,14 @@ def test_mnist_shapes_on_gpu(dtype):
     params, x, _ = make_problem(CONFIGS["mnist"], dtype, seed=3)
     check_forward(cuda_rnn, params, x, "tanh")
     check_tp(cuda_rnn, params, x, "tanh", 1e-4, 1.0)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method", ["bp", "tp"])
+def test_mnist_oracles_on_gpu(method, dtype):
+    """oracle(backend="cuda") at the pixel-MNIST shapes, data and hyperparameters."""
+    from tpref.bench import CONFIGS, make_problem
+    params, x, y = make_problem(CONFIGS["mnist"], dtype, seed=3)
+    check_oracle(params, x, y, method, "local", "tanh", "cross_entropy", gamma_h=1e-4, reg=1.0)
 

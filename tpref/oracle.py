@@ -17,8 +17,24 @@ from .validation import (check_choice, check_gru_params, check_inputs, check_ora
                          check_rnn_params, check_targets)
 
 #: Backends of ``tpref.oracle``: "numpy" is the reference, the others are tested against it
-#: ("numba": tpref.kernels.numba_rnn, fused Numba CPU kernels).
-BACKENDS = ("numpy", "numba")
+#: ("numba": tpref.kernels.numba_rnn, fused Numba CPU kernels; "cuda": tpref.kernels.cuda_rnn,
+#: numba.cuda kernels for the simple RNN's "bp" and "tp", usable where a GPU is found).
+BACKENDS = ("numpy", "numba", "cuda")
+
+
+def check_backend(backend):
+    """Raise ValueError unless ``backend`` is one of BACKENDS and usable on this machine.
+
+    "cuda" needs ``numba.cuda.is_available()``: a CUDA GPU, or numba's simulator
+    (NUMBA_ENABLE_CUDASIM=1 set before numba is imported; slow, for tests).
+    """
+    check_choice("backend", backend, BACKENDS)
+    if backend == "cuda":
+        from .kernels import cuda_rnn
+        if not cuda_rnn.AVAILABLE:
+            raise ValueError("backend 'cuda' is not available: numba.cuda finds no GPU (set "
+                             "NUMBA_ENABLE_CUDASIM=1 before importing numba for its simulator); "
+                             "use 'numba'")
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,8 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
     backend : str
         One of ``tpref.oracle.BACKENDS``. "numba" (default): fused Numba kernels
         (tpref.kernels.numba_rnn), tested equal to "numpy", the readable reference loops.
+        "cuda": numba.cuda kernels (tpref.kernels.cuda_rnn) for cell "rnn" and methods "bp"
+        and "tp", where a GPU is available; equal to "numpy" up to rounding.
     clip_eps : float in (0, 0.5)
         Tolerance of the projection pi onto the activation's image (for the GRU: the clip of
         the gates whose sigmoid derivative the per-gate inverse divides by).
@@ -120,10 +138,13 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
     :math:`\sum_t \partial_\theta f_t(h_{t-1}) (h_t - v_t)` (Eq. 3), i.e. gamma_h times a
     gradient-like direction. See docs/equations.md.
     """
-    check_choice("backend", backend, BACKENDS)
+    check_backend(backend)
     check_choice("cell", cell, CELLS)
     gamma_h, reg, clip_eps = check_oracle_options(method, loss, activation, update, gamma_h, reg,
                                                   clip_eps)
+    if backend == "cuda" and (cell != "rnn" or method == "dtp"):
+        raise ValueError(f"backend 'cuda' has cell 'rnn' with methods 'bp' and 'tp' only, got "
+                         f"cell={cell!r}, method={method!r}; use backend 'numba'")
     if cell == "gru":
         return _gru_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg,
                            update=update, activation=activation, backend=backend,
@@ -135,6 +156,8 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         from .methods.reference import rnn_oracle
     elif backend == "numba":
         from .kernels.numba_rnn import rnn_oracle
+    else:
+        from .kernels.cuda_rnn import rnn_oracle
     out = rnn_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
                      activation=activation, eps=clip_eps)
     return OracleResult(method=method, **out)

@@ -34,7 +34,7 @@ from .losses import loss_and_grad, output_layer
 from .methods.inverse import RegularizedInverseError
 from .models.rnn import init_rnn, rnn_forward
 from .optim import SGD
-from .oracle import BACKENDS, oracle
+from .oracle import BACKENDS, check_backend, oracle
 from .tasks import make_task
 
 
@@ -82,6 +82,7 @@ class RunConfig:
             raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r} is not available; have {BACKENDS}")
+        check_backend(self.backend)
         for name in ("hidden", "batch_size", "iterations", "eval_every", "checkpoint_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:

@@ -1,24 +1,31 @@
-"""numba.cuda twins of the per-time-step core: the RNN forward pass and linearized TP.
+"""numba.cuda twins of the simple RNN's oracles "bp" and "tp" (``oracle(backend="cuda")``).
 
-Scope (honest): the forward pass h_t = a(x_t W_xh^T + h_{t-1} W_hh^T + b_h) and the linearized
-TP displacements (Eq. 2 in displacement form, Sec. 3). BP, DTP and the parameter directions
-are not ported; the CPU backends compute them.
+Scope (honest): the forward pass h_t = a(x_t W_xh^T + h_{t-1} W_hh^T + b_h), the linearized
+TP displacements (Eq. 2 in displacement form, Sec. 3), the backward recursion of BPTT / Eq. (3)
+and the (W_hh, W_xh, b_h) directions run on the device; the output layer (one small product
+and the loss) runs on the host with the reference's ``output_backward``. DTP (atanh / log of
+two vectors per step) and the GRU are not ported: backend "numba" has them.
 
 Design: the samples of a batch are independent along the whole time loop (h_t[b] depends on
-h_{t-1}[b] only, and lam_{t-1}[b] on lam_t[b] only), so each kernel is ONE launch for all T
-steps: block b owns sample b and runs the time loop itself, its threads striding over the p
-units, with ``cuda.syncthreads()`` between steps (a block's global-memory writes are visible
-to its own threads after the barrier). No per-step launch, no grid-wide synchronization.
-Products are per-thread dot products (no cuBLAS in numba.cuda); a thread i reads the i-th
-column of W_hh^T (or of P), so a warp's loads are contiguous. With B blocks only, a small batch
+h_{t-1}[b] only, lam_{t-1}[b] on lam_t[b] only, g_{t-1}[b] on g_t[b] only), so each
+recursion is ONE launch for all T steps: block b owns sample b and runs the time loop itself,
+its threads striding over the p units, with ``cuda.syncthreads()`` between steps (a block's
+global-memory writes are visible to its own threads after the barrier). No per-step launch, no
+grid-wide synchronization. Products are per-thread dot products (no cuBLAS in numba.cuda); a
+thread i reads the i-th column of W_hh^T (or of P, or of W_hh), so a warp's loads are
+contiguous. The directions are one more launch, a thread per entry of [dW_hh | dW_xh | db_h]
+summing its T B terms. With B blocks only, a small batch
 uses a few of the GPU's multiprocessors: the time loop is sequential, and a step's latency,
 not the GPU's throughput, bounds it (numbers: scripts/bench_cuda.py, docs/benchmarks.md).
 Keeping the multiplied vector in shared memory (double-buffered, one barrier per step) was
 tried and measured slower on an H200 in float64 (forward 8.4 against 4.5 ms, TP 13.9 against
 3.7 ms at the pixel-MNIST shapes; docs/bench/cuda_h200_91198a8.log), so it was not kept.
 
-Exported only where ``numba.cuda.is_available()`` (a GPU, or the simulator with
-``NUMBA_ENABLE_CUDASIM=1``); elsewhere the public functions raise a clear error. Tested by
+Usable only where ``numba.cuda.is_available()`` (a GPU, or the simulator with
+``NUMBA_ENABLE_CUDASIM=1``); elsewhere the public functions raise a clear error. The float64
+results agree with the reference to rounding (sums are accumulated in another order), not bit
+for bit; unlike the CPU kernels, BP's recursion flushes nothing (GPUs do not slow down on
+subnormals). Tested by
 equality with the NumPy reference (tests/test_cuda_rnn.py): under the simulator in every test
 run, with THREADS_PER_BLOCK patched small so that threads stride over several units; on a GPU
 when one is present.
@@ -31,12 +38,17 @@ from numba import cuda
 
 from ..config import FLUSH_TINY
 
-#: Threads per block (one block per sample); None: p rounded up to a warp, at most 1024.
+#: Threads per block of the time loops (one block per sample); None: p rounded up to a warp,
+#: at most 1024.
 THREADS_PER_BLOCK = None
+
+#: Side of the square thread blocks of the directions kernel.
+DIRECTIONS_TILE = 16
 
 AVAILABLE = cuda.is_available()
 
-__all__ = ["AVAILABLE", "rnn_forward", "propagate_displacements", "THREADS_PER_BLOCK"]
+__all__ = ["AVAILABLE", "rnn_forward", "propagate_displacements", "transition_backward",
+           "rnn_oracle", "THREADS_PER_BLOCK", "DIRECTIONS_TILE"]
 
 
 def _threads(p):
@@ -131,6 +143,85 @@ def _tp_loop(hidden, lam_T, P, lo, hi, sigmoid, one, flush, z, lam):
         cuda.syncthreads()                       # z_t read by all before step t - 1 overwrites it
 
 
+@cuda.jit
+def _deltas_loop(hidden, W_hh, grad_h, coef, through_time, sigmoid, one, g, delta):
+    """delta[t-1, b] = g_t[b] * a'(u_t[b]) for t = T..1, b = block (``transition_backward``).
+
+    g_t = e_t + delta_{t+1} W_hh (``through_time``: BPTT) or e_t (h_{t-1} held fixed, Eq. 3),
+    with the explicit partial e_t = coef * grad_h[t] (coef = 1, or -1 for TP's -lam: exact);
+    a'(u_t) from the output: 1 - h_t^2 (tanh), h_t (1 - h_t) (sigmoid).
+
+    Parameters
+    ----------
+    hidden : (T+1, B, p); W_hh : (p, p)
+    grad_h : (T+1, B, p) explicit partials dL/dh_t, or (1, B, p): dL/dh_T only (BP)
+    coef : +-1 in the data's dtype; through_time, sigmoid : bool; one : 1 in the data's dtype
+    g : (B, p) scratch; delta : (T, B, p), written (delta[t-1] = dL/du_t).
+    """
+    b = cuda.blockIdx.x
+    T = hidden.shape[0] - 1
+    p = hidden.shape[2]
+    i = cuda.threadIdx.x
+    while i < p:
+        g[b, i] = one - one                      # no carried term at t = T
+        i += cuda.blockDim.x
+    for t in range(T, 0, -1):
+        i = cuda.threadIdx.x
+        while i < p:                             # thread i reads back only its own g[b, i]
+            if grad_h.shape[0] == 1:
+                e = coef * grad_h[0, b, i] if t == T else one - one
+            else:
+                e = coef * grad_h[t, b, i]
+            gi = e + g[b, i] if through_time else e
+            h = hidden[t, b, i]
+            if sigmoid:
+                delta[t - 1, b, i] = gi * (h * (one - h))
+            else:
+                delta[t - 1, b, i] = gi * (one - h * h)
+            i += cuda.blockDim.x
+        cuda.syncthreads()                       # delta_t complete before the product
+        if through_time and t > 1:
+            i = cuda.threadIdx.x
+            while i < p:                         # g_{t-1} carried = delta_t W_hh
+                acc = delta[t - 1, b, 0] * W_hh[0, i]
+                for j in range(1, p):
+                    acc += delta[t - 1, b, j] * W_hh[j, i]
+                g[b, i] = acc
+                i += cuda.blockDim.x
+            # no barrier needed: step t - 1 writes delta[t - 2] and reads g[b, i] of its own i
+
+
+@cuda.jit
+def _directions_kernel(delta, hidden, x, one, dW_hh, dW_xh, db_h):
+    """[dW_hh | dW_xh | db_h][i, j] = sum_{t, b} delta[t-1, b, i] [h_{t-1} | x_t | 1][b, j].
+
+    One thread per output entry (2-D grid: x = column j, y = row i, so a warp reads a
+    contiguous row of h_{t-1} or x_t); each sums its T B terms in order t = 1..T, b = 0..B-1
+    (the reference sums over b inside each step's product, then over t: rounding only).
+    """
+    j, i = cuda.grid(2)
+    T, B, p = delta.shape
+    d = x.shape[2]
+    if i >= p or j >= p + d + 1:
+        return
+    acc = one - one
+    if j < p:
+        for t in range(T):
+            for b in range(B):
+                acc += delta[t, b, i] * hidden[t, b, j]
+        dW_hh[i, j] = acc
+    elif j < p + d:
+        for t in range(T):
+            for b in range(B):
+                acc += delta[t, b, i] * x[t, b, j - p]
+        dW_xh[i, j - p] = acc
+    else:
+        for t in range(T):
+            for b in range(B):
+                acc += delta[t, b, i]
+        db_h[i] = acc
+
+
 # ----------------------------------------------------------------------------------------------
 # host functions (twins of the reference's)
 
@@ -139,6 +230,60 @@ def _require():
     if not AVAILABLE:
         raise RuntimeError("tpref.kernels.cuda_rnn needs a CUDA GPU or the simulator "
                            "(set NUMBA_ENABLE_CUDASIM=1 before importing numba)")
+
+
+def _dev(a):
+    """A C-contiguous device copy of a host array."""
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def _forward_device(params, d_x, activation):
+    """Device array (T+1, B, p) of h_0..h_T: one launch of ``_forward_loop``."""
+    W_hh = params["W_hh"]
+    T, B, _ = d_x.shape
+    p = W_hh.shape[0]
+    dtype = W_hh.dtype
+    d_hidden = cuda.device_array((T + 1, B, p), dtype=dtype)    # all written by the kernel
+    _forward_loop[B, _threads(p)](d_x, _dev(params["W_xh"].T), _dev(W_hh.T), _dev(params["b_h"]),
+                                  activation == "sigmoid", dtype.type(0.5), dtype.type(1.0),
+                                  d_hidden)
+    return d_hidden
+
+
+def _displacements_device(params, d_hidden, lam_T, reg, activation, eps):
+    """Device array (T+1, B, p) of lam_T..lam_0 (linearized TP): one launch of ``_tp_loop``."""
+    from .numba_rnn import _clip_bounds, _power_of_two_scale, regularized_pinv_map
+
+    T, B, p = d_hidden.shape[0] - 1, d_hidden.shape[1], d_hidden.shape[2]
+    dtype = np.dtype(d_hidden.dtype)
+    P = regularized_pinv_map(params["W_hh"], reg)                   # (p, p), once
+    lo, hi = _clip_bounds(activation, eps, dtype)
+    flush = dtype.type(FLUSH_TINY[dtype] * _power_of_two_scale(lam_T))
+    d_lam = cuda.device_array((T + 1, B, p), dtype=dtype)          # all written by the kernel
+    d_z = cuda.device_array((B, p), dtype=dtype)
+    _tp_loop[B, _threads(p)](d_hidden, _dev(lam_T), _dev(P), lo, hi, activation == "sigmoid",
+                             dtype.type(1.0), flush, d_z, d_lam)
+    return d_lam
+
+
+def _directions_device(params, d_x, d_hidden, d_grad_h, coef, activation, through_time):
+    """(W_hh, W_xh, b_h) directions on the host from device operands (two launches)."""
+    T, B, p = d_x.shape[0], d_x.shape[1], d_hidden.shape[2]
+    d = d_x.shape[2]
+    dtype = np.dtype(d_hidden.dtype)
+    d_delta = cuda.device_array((T, B, p), dtype=dtype)
+    d_g = cuda.device_array((B, p), dtype=dtype)
+    _deltas_loop[B, _threads(p)](d_hidden, _dev(params["W_hh"]), d_grad_h, dtype.type(coef),
+                                 through_time, activation == "sigmoid", dtype.type(1.0), d_g,
+                                 d_delta)
+    d_Whh = cuda.device_array((p, p), dtype=dtype)
+    d_Wxh = cuda.device_array((p, d), dtype=dtype)
+    d_bh = cuda.device_array(p, dtype=dtype)
+    tile = DIRECTIONS_TILE
+    grid = ((p + d + 1 + tile - 1) // tile, (p + tile - 1) // tile)
+    _directions_kernel[grid, (tile, tile)](d_delta, d_hidden, d_x, dtype.type(1.0), d_Whh, d_Wxh,
+                                           d_bh)
+    return {"W_hh": d_Whh.copy_to_host(), "W_xh": d_Wxh.copy_to_host(), "b_h": d_bh.copy_to_host()}
 
 
 def rnn_forward(params, x, activation="tanh"):
@@ -157,17 +302,7 @@ def rnn_forward(params, x, activation="tanh"):
     hidden : ndarray of shape (T+1, B, p), on the host
     """
     _require()
-    W_hh, W_xh, b_h = params["W_hh"], params["W_xh"], params["b_h"]
-    T, B, _ = x.shape
-    p = W_hh.shape[0]
-    dtype = W_hh.dtype
-    d_hidden = cuda.device_array((T + 1, B, p), dtype=dtype)    # all written by the kernel
-    d_x = cuda.to_device(np.ascontiguousarray(x))
-    d_Wxh_T, d_Whh_T, d_bh = (cuda.to_device(np.ascontiguousarray(a))
-                              for a in (W_xh.T, W_hh.T, b_h))
-    _forward_loop[B, _threads(p)](d_x, d_Wxh_T, d_Whh_T, d_bh, activation == "sigmoid",
-                                  dtype.type(0.5), dtype.type(1.0), d_hidden)
-    return d_hidden.copy_to_host()
+    return _forward_device(params, _dev(x), activation).copy_to_host()
 
 
 def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, difference=False):
@@ -184,17 +319,51 @@ def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, diff
     _require()
     if difference:
         raise NotImplementedError("difference TP is not ported to CUDA; use backend='numba'")
-    from .numba_rnn import _clip_bounds, _power_of_two_scale, regularized_pinv_map
+    return _displacements_device(params, _dev(hidden), lam_T, reg, activation, eps).copy_to_host()
 
-    dtype = hidden.dtype
-    T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
-    P = regularized_pinv_map(params["W_hh"], reg)                   # (p, p), once
-    lo, hi = _clip_bounds(activation, eps, dtype)
-    flush = dtype.type(FLUSH_TINY[np.dtype(dtype)] * _power_of_two_scale(lam_T))
-    d_lam = cuda.device_array((T + 1, B, p), dtype=dtype)          # all written by the kernel
-    d_hidden = cuda.to_device(np.ascontiguousarray(hidden))
-    d_z = cuda.device_array((B, p), dtype=dtype)
-    _tp_loop[B, _threads(p)](d_hidden, cuda.to_device(np.ascontiguousarray(lam_T)),
-                             cuda.to_device(P), lo, hi, activation == "sigmoid", dtype.type(1.0),
-                             flush, d_z, d_lam)
-    return d_lam.copy_to_host()
+
+def transition_backward(params, x, hidden, grad_h, activation, through_time):
+    """Gradient of L(h_1, ..., h_T) w.r.t. (W_hh, W_xh, b_h), on the device (twin of the reference's).
+
+    ``grad_h`` (T+1, B, p) holds the explicit partials dL/dh_t (grad_h[0] unused). One launch
+    for the deltas (block b = sample b, the whole recursion), one for the directions.
+
+    Returns
+    -------
+    dict with ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,)
+    """
+    _require()
+    return _directions_device(params, _dev(x), _dev(hidden), _dev(grad_h), 1.0, activation,
+                              through_time)
+
+
+def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, eps):
+    """One oracle call of the simple RNN on the GPU (twin of the reference's; "bp" and "tp").
+
+    The forward pass, the displacements and the (W_hh, W_xh, b_h) directions run on the device
+    with x, h_0..h_T and lam kept there; the output layer (one (B, p) x (p, k) product) runs on
+    the host with the reference's ``output_backward``. Inputs assumed validated.
+    """
+    _require()
+    if method not in ("bp", "tp"):
+        raise ValueError(f"method {method!r} is not ported to backend 'cuda' (bp and tp are); "
+                         "use backend='numba'")
+    from ..methods.reference import output_backward
+
+    d_x = _dev(x)
+    d_hidden = _forward_device(params, d_x, activation)
+    hidden = d_hidden.copy_to_host()                                    # (T+1, B, p)
+    value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
+    if method == "bp":
+        direction.update(_directions_device(params, d_x, d_hidden, _dev(g_T[None]), 1.0,
+                                            activation, True))
+        lam = None
+    else:
+        lam_T = -gamma_h * g_T                                          # Eq. (1)
+        d_lam = _displacements_device(params, d_hidden, lam_T, reg, activation, eps)
+        # Eq. (3): explicit partials h_t - v_t = -lam_t
+        direction.update(_directions_device(params, d_x, d_hidden, d_lam, -1.0, activation,
+                                            update == "through_time"))
+        lam = d_lam.copy_to_host()
+    return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
+            "direction": direction}
