@@ -4,7 +4,8 @@ Without a GPU, the CUDA kernels run in numba's simulator, which must be chosen b
 imported: the normal test run therefore re-runs this file in a subprocess with
 NUMBA_ENABLE_CUDASIM=1 (test_under_simulator, a few seconds). In that subprocess, or on a
 machine with a GPU, the equality tests run in-process, with THREADS_PER_BLOCK = 4 (threads
-stride over several units each) and 8 (some threads idle at the barriers) on tiny shapes, and
+stride over several units each) and 8 (some threads idle at the barriers) and tiles of 2 and 3
+in the directions kernel on tiny shapes, and
 with the default block size on the pixel-MNIST shapes (GPU only: the simulator runs every
 thread as a Python thread).
 """
@@ -39,10 +40,23 @@ needs_cuda = pytest.mark.skipif(not IN_CUDA, reason="needs a GPU or NUMBA_ENABLE
 needs_gpu = pytest.mark.skipif(not IN_CUDA or SIMULATED, reason="needs a real GPU")
 
 
-@pytest.fixture(params=[4, 8])
+@pytest.fixture(params=[(4, 2), (8, 3)])
 def small_blocks(request, monkeypatch):
+    """Threads per block of the time loops (4 < p: threads stride; 8 > p: some idle) and tile
+    side of the directions kernel (several tiles in each direction, partial ones at the edges)."""
+    return _patch_blocks(monkeypatch, *request.param)
+
+
+@pytest.fixture
+def one_small_block(monkeypatch):
+    """As ``small_blocks`` with its first setting only (for the whole-oracle tests)."""
+    return _patch_blocks(monkeypatch, 4, 2)
+
+
+def _patch_blocks(monkeypatch, threads, tile):
     from tpref.kernels import cuda_rnn
-    monkeypatch.setattr(cuda_rnn, "THREADS_PER_BLOCK", request.param)
+    monkeypatch.setattr(cuda_rnn, "THREADS_PER_BLOCK", threads)
+    monkeypatch.setattr(cuda_rnn, "DIRECTIONS_TILE", tile)
     return cuda_rnn
 
 
@@ -153,7 +167,7 @@ def check_oracle(params, x, y, method, update, activation, loss, gamma_h=0.1, re
 @needs_cuda
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("method,update,activation,loss", ORACLE_CASES)
-def test_oracle_cuda_equals_numpy(small_blocks, method, update, activation, loss, dtype):
+def test_oracle_cuda_equals_numpy(one_small_block, method, update, activation, loss, dtype):
     params, x = case(seed=6, dtype=dtype)
     rng = np.random.default_rng(7)
     y = rng.integers(0, 3, size=3) if loss == "cross_entropy" else rng.normal(size=(3, 3)).astype(dtype)

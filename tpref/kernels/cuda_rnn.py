@@ -13,8 +13,8 @@ its threads striding over the p units, with ``cuda.syncthreads()`` between steps
 global-memory writes are visible to its own threads after the barrier). No per-step launch, no
 grid-wide synchronization. Products are per-thread dot products (no cuBLAS in numba.cuda); a
 thread i reads the i-th column of W_hh^T (or of P, or of W_hh), so a warp's loads are
-contiguous. The directions are one more launch, a thread per entry of [dW_hh | dW_xh | db_h]
-summing its T B terms. With B blocks only, a small batch
+contiguous. The directions are one more launch, a shared-memory tiled product
+Delta^T [H | X | 1] over the T B rows. With B blocks only, a small batch
 uses a few of the GPU's multiprocessors: the time loop is sequential, and a step's latency,
 not the GPU's throughput, bounds it (numbers: scripts/bench_cuda.py, docs/benchmarks.md).
 Keeping the multiplied vector in shared memory (double-buffered, one barrier per step) was
@@ -31,8 +31,10 @@ run, with THREADS_PER_BLOCK patched small so that threads stride over several un
 when one is present.
 """
 
+import functools
 import math
 
+import numba
 import numpy as np
 from numba import cuda
 
@@ -42,8 +44,10 @@ from ..config import FLUSH_TINY
 #: at most 1024.
 THREADS_PER_BLOCK = None
 
-#: Side of the square thread blocks of the directions kernel.
+#: Side of the square thread blocks (and shared tiles) of the directions kernel.
 DIRECTIONS_TILE = 16
+
+_NB_FLOAT = {np.dtype(np.float32): numba.float32, np.dtype(np.float64): numba.float64}
 
 AVAILABLE = cuda.is_available()
 
@@ -191,35 +195,55 @@ def _deltas_loop(hidden, W_hh, grad_h, coef, through_time, sigmoid, one, g, delt
             # no barrier needed: step t - 1 writes delta[t - 2] and reads g[b, i] of its own i
 
 
-@cuda.jit
-def _directions_kernel(delta, hidden, x, one, dW_hh, dW_xh, db_h):
-    """[dW_hh | dW_xh | db_h][i, j] = sum_{t, b} delta[t-1, b, i] [h_{t-1} | x_t | 1][b, j].
+@functools.lru_cache(maxsize=None)
+def _directions_kernel(nb_float, tile):
+    """The directions kernel for one float type and tile size (shared arrays need both fixed).
 
-    One thread per output entry (2-D grid: x = column j, y = row i, so a warp reads a
-    contiguous row of h_{t-1} or x_t); each sums its T B terms in order t = 1..T, b = 0..B-1
-    (the reference sums over b inside each step's product, then over t: rounding only).
+    [dW_hh | dW_xh | db_h] = Delta^T [H | X | 1], Delta (R, p) the deltas, H (R, p) the states
+    h_{t-1}, X (R, d) the inputs x_t, R = T B rows (t-major, as the (T, B, .) arrays are laid
+    out). A classic shared-memory tiled product: block (y, x) computes rows i of tile y and
+    columns j of tile x (of the p + d + 1 columns), loading ``tile`` rows of Delta and of
+    [H | X | 1] into shared memory per round. Each entry sums its R terms in order r = 0..R-1
+    (rounding differs from the reference's per-step products).
     """
-    j, i = cuda.grid(2)
-    T, B, p = delta.shape
-    d = x.shape[2]
-    if i >= p or j >= p + d + 1:
-        return
-    acc = one - one
-    if j < p:
-        for t in range(T):
-            for b in range(B):
-                acc += delta[t, b, i] * hidden[t, b, j]
-        dW_hh[i, j] = acc
-    elif j < p + d:
-        for t in range(T):
-            for b in range(B):
-                acc += delta[t, b, i] * x[t, b, j - p]
-        dW_xh[i, j - p] = acc
-    else:
-        for t in range(T):
-            for b in range(B):
-                acc += delta[t, b, i]
-        db_h[i] = acc
+
+    @cuda.jit
+    def directions(delta, hidden, x, one, dW_hh, dW_xh, db_h):
+        ds = cuda.shared.array((tile, tile), nb_float)        # Delta[r0 + k, i0 + ty]
+        hs = cuda.shared.array((tile, tile), nb_float)        # [H | X | 1][r0 + k, j0 + tx]
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        i0, j0 = cuda.blockIdx.y * tile, cuda.blockIdx.x * tile
+        R, p = delta.shape
+        d = x.shape[1]
+        i, j = i0 + ty, j0 + tx                               # this thread's output entry
+        acc = one - one
+        for r0 in range(0, R, tile):
+            # load: thread (ty, tx) brings Delta[r0 + ty, i0 + tx] and [H|X|1][r0 + ty, j0 + tx]
+            r = r0 + ty
+            c = i0 + tx
+            ds[ty, tx] = delta[r, c] if (r < R and c < p) else one - one
+            c = j0 + tx
+            if r >= R or c > p + d:
+                hs[ty, tx] = one - one
+            elif c < p:
+                hs[ty, tx] = hidden[r, c]
+            elif c < p + d:
+                hs[ty, tx] = x[r, c - p]
+            else:
+                hs[ty, tx] = one
+            cuda.syncthreads()
+            for k in range(tile):
+                acc += ds[k, ty] * hs[k, tx]
+            cuda.syncthreads()
+        if i < p:
+            if j < p:
+                dW_hh[i, j] = acc
+            elif j < p + d:
+                dW_xh[i, j - p] = acc
+            elif j == p + d:
+                db_h[i] = acc
+
+    return directions
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,8 +305,9 @@ def _directions_device(params, d_x, d_hidden, d_grad_h, coef, activation, throug
     d_bh = cuda.device_array(p, dtype=dtype)
     tile = DIRECTIONS_TILE
     grid = ((p + d + 1 + tile - 1) // tile, (p + tile - 1) // tile)
-    _directions_kernel[grid, (tile, tile)](d_delta, d_hidden, d_x, dtype.type(1.0), d_Whh, d_Wxh,
-                                           d_bh)
+    kernel = _directions_kernel(_NB_FLOAT[dtype], tile)
+    kernel[grid, (tile, tile)](d_delta.reshape(T * B, p), d_hidden[:T].reshape(T * B, p),
+                               d_x.reshape(T * B, d), dtype.type(1.0), d_Whh, d_Wxh, d_bh)
     return {"W_hh": d_Whh.copy_to_host(), "W_xh": d_Wxh.copy_to_host(), "b_h": d_bh.copy_to_host()}
 
 
