@@ -12,10 +12,12 @@ No timings are asserted here; scripts/bench.py times the backends.
 
 import itertools
 import platform
+import warnings
 
 import numpy as np
 import pytest
 from numba import njit
+from numba.core.errors import NumbaWarning
 
 import tpref
 
@@ -179,18 +181,43 @@ def test_vtanh_special_values(dtype):
     assert np.all(np.isnan(vt([np.nan, -np.nan])))
 
 
+def _vtanh_loop():
+    """A fresh (uncached) jitted loop over vtanh shaped like the forward kernel's."""
+    @njit(error_model="numpy", fastmath=numba_math.CONTRACT)
+    def loop(u, out, sigmoid):
+        half = u.dtype.type(0.5)
+        one = u.dtype.type(1.0)
+        if sigmoid:
+            for i in range(u.size):
+                out[i] = half * (one + numba_math.vtanh(half * u[i]))
+        else:
+            for i in range(u.size):
+                out[i] = numba_math.vtanh(u[i])
+    return loop
+
+
+def test_vtanh_inlines_cleanly():
+    """Numba inlines vtanh without IR warnings (a conditional expression in it made Numba's SSA
+    pass warn 'variable ... is not in scope' in a kernel like the forward one)."""
+    loop = _vtanh_loop()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumbaWarning)
+        for dtype in DTYPES:
+            u = np.linspace(-3, 3, 64).astype(dtype)
+            out = np.empty_like(u)
+            loop(u, out, False)
+            assert np.allclose(out, np.tanh(u), rtol=4 * np.finfo(dtype).eps, atol=0)
+            loop(u, out, True)
+
+
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 assembly")
 def test_vtanh_vectorizes():
-    """A plain loop over vtanh compiles to packed (SIMD) divisions in both dtypes: the formula
-    stays branch-free and free of scalar calls (read the assembly: inspect_asm)."""
-    @njit(error_model="numpy", fastmath=numba_math.CONTRACT)
-    def loop(u, out):
-        for i in range(u.size):
-            out[i] = numba_math.vtanh(u[i])
-
+    """A loop over vtanh compiles to packed (SIMD) divisions in both dtypes: the formula stays
+    branch-free and free of scalar calls (read the assembly: inspect_asm)."""
+    loop = _vtanh_loop()
     for dtype, packed in ((np.float64, "divpd"), (np.float32, "divps")):
         u = np.zeros(64, dtype)
-        loop(u, np.empty_like(u))
+        loop(u, np.empty_like(u), False)
         sig = [sg for sg in loop.signatures if np.dtype(str(sg[0].dtype)) == dtype][0]
         assert packed in loop.inspect_asm(sig), f"{dtype.__name__}: the loop is not vectorized"
 

@@ -29,8 +29,8 @@ Method, through H = expm1(2a)/2 >= 0, a = |x| (tanh(a) = E/(E+2) = H/(H+1), E = 
    H >= 1 it is 1 - 1/(H+1), where they only enter through 1/(H+1) <= 1/2 (the plain
    H/(H+1) is off by up to 1.5 ulp near 1: it rounds H + 1).
    float32: tanh = 1 - 1/(H+1) for H >= 1.25 (|x| >= 0.626), and below it an odd polynomial
-   x + x^3 T(x^2), T minimax of degree 4 (fit error 0.05 eps); a conditional expression,
-   which LLVM turns into a vector compare and blend (no branch). The quotient form above is
+   x + x^3 T(x^2), T minimax of degree 4 (fit error 0.05 eps), picked by an LLVM select
+   (``_where_less``: a vector compare and blend, no branch). The quotient form above is
    ~1.7 ulp for small |x| in float32, the polynomial ~0.6, for about 6 more instructions per
    8 lanes.
 5. a is capped at 19.5 (float64) / 9.5 (float32), where tanh already rounds to 1, which bounds
@@ -49,7 +49,9 @@ difference is 2.0 eps in float64 (as before) and 1.16 eps in float32 (1.13 befor
 tests/test_numba_backend.py (2 ulp, dense near every switch and near 1, special values).
 
 Kernels calling it are compiled with ``fastmath=CONTRACT`` (fused multiply-add only), which
-the error analysis assumes. Cost on this machine (Xeon, AVX-512 but ymm code): ~1.8 ns
+the error analysis assumes. They inline it and are cached on disk, and Numba's cache only
+notices changes to the kernel's own file: whoever changes vtanh must also change
+numba_rnn.py (its docstring will do) or clear tpref/kernels/__pycache__. Cost on this machine (Xeon, AVX-512 but ymm code): ~1.8 ns
 (float64) and ~0.8 ns (float32) per element in cache vs 3.4 and 1.5 ns for the old method
 (scripts/bench_tanh.py: 38 vs 60 instructions per 4 float64, one division either way).
 """
@@ -108,6 +110,20 @@ def _pow2_of_shifted(typingctx, t):
     return t(t), codegen
 
 
+@intrinsic
+def _where_less(typingctx, u, v, a, b):
+    """a if u < v else b (b where either is NaN), as one LLVM ``select`` (a vector compare and
+    blend): a conditional expression would put control flow into Numba's IR, which the
+    inliner of ``vtanh`` into the kernels handles badly (NumbaIRAssumptionWarning)."""
+    if not all(isinstance(t, types.Float) for t in (u, v, a, b)) or not a == b:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.select(builder.fcmp_ordered("<", args[0], args[1]), args[2], args[3])
+
+    return a(u, v, a, b), codegen
+
+
 def _tanh64(x):
     """tanh of one float64, vectorizable (see the module docstring)."""
     a = min(abs(x), _CAP64)
@@ -140,7 +156,7 @@ def _tanh32(x):
     z = a * a                                    # below: the odd polynomial, rounded once
     small = (a * z) * ((((f32(_T4) * z + f32(_T3)) * z + f32(_T2)) * z + f32(_T1)) * z
                        + f32(_T0)) + a
-    return np.copysign(small if hh < f32(_SMALL32) else large, x)
+    return np.copysign(_where_less(hh, f32(_SMALL32), small, large), x)
 
 
 def vtanh(x):
