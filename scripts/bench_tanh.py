@@ -3,7 +3,7 @@
 
     python scripts/bench_tanh.py                       # ns/element, float64 and float32
     python scripts/bench_tanh.py --forward 4c92257     # also rnn_forward: that commit vs this tree
-    python scripts/bench_tanh.py --asm                 # vector instructions of each loop
+    python scripts/bench_tanh.py --asm --libm          # + vector instructions, + libm's tanh
 
 ns/element: a jitted loop ``out[i] = tanh(u[i])`` over a 1.25 M-element array (the tanh
 count of one pixel-MNIST forward pass, T=784 x B=16 x p=100; 10 MB in float64, so it runs from
@@ -91,6 +91,10 @@ def _old_tanh32(x):
     return np.copysign(sel * small + (one - sel) * large, x)
 
 
+def _libm_tanh(x):
+    return np.tanh(x)                  # Numba: a scalar call to libm's tanh / tanhf
+
+
 # ----------------------------------------------------------------------------------------------
 
 def array_loop(f64, f32):
@@ -171,11 +175,14 @@ def main(argv=None):
     parser.add_argument("--forward", metavar="COMMIT", help="also time rnn_forward vs COMMIT")
     parser.add_argument("--forward-repeats", type=int, default=21)
     parser.add_argument("--asm", action="store_true", help="print the vector body's instructions")
+    parser.add_argument("--libm", action="store_true",
+                        help="also time the same loop over np.tanh (a scalar libm call)")
     args = parser.parse_args(argv)
     from tpref import bench
     bench.set_threads(1)
     old = array_loop(_old_tanh64, _old_tanh32)
     new = array_loop(numba_math._tanh64, numba_math._tanh32)
+    libm = array_loop(_libm_tanh, _libm_tanh)
     rng = np.random.default_rng(0)
     for dt in (np.float64, np.float32):
         x = (2.0 * rng.standard_normal(args.n)).astype(dt)   # pre-activations of a trained net
@@ -185,7 +192,10 @@ def main(argv=None):
                 n, cnt = vector_counts(loop, x[:64])
                 print(f"{dt.__name__} {name}: {n} instructions in the vector body: "
                       + ", ".join(f"{k} {v}" for k, v in cnt.most_common()))
-        res = alternate({"old": old, "new": new}, (x, out), args.repeats)
+        loops = {"old": old, "new": new}
+        if args.libm:
+            loops["libm"] = libm
+        res = alternate(loops, (x, out), args.repeats)
         meds = {}
         print(f"{dt.__name__}, {args.n} elements, {args.repeats} alternating calls, ns/element "
               "(thread CPU time): median [q25, q75] min")

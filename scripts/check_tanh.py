@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Measure the error of ``numba_math.vtanh`` in true ulps, and of the old version (bench_tanh.py).
 
-    python scripts/check_tanh.py               # float64: 2e7 random + sweeps; float32: every float in [0, 10]
+    python scripts/check_tanh.py           # float64: 2e7 inputs; float32: every float in [0, 10]
     python scripts/check_tanh.py --quick       # float32 on every 16th float only
 
 The reference is tanh in 80-bit long double (x86; 64-bit significand, so its own error is
