@@ -78,7 +78,7 @@ def test_image_length_sets_pixels_per_step(tmp_path, capsys):
                str(tmp_path / "data"), "--out", str(tmp_path / "out")])
     assert rc == 0
     import json
-    cfg = json.load(open(tmp_path / "out" / "mnist" / "tp" / "config.json"))
+    cfg = json.loads((tmp_path / "out" / "mnist" / "tp" / "config.json").read_text())
     assert cfg["task"]["length"] == 7 and cfg["task"]["pixels_per_step"] == 112
     assert main(["compare", "--task", "mnist", "--length", "9", "--data-dir",
                  str(tmp_path / "data"), "--out", str(tmp_path / "out2")]) == 2

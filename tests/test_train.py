@@ -68,11 +68,11 @@ def test_seeded_runs_are_reproducible_and_seed_matters(tmp_path):
 
 def test_files_written(tmp_path):
     s = train(small_config(), tmp_path, progress=False)
-    cfg = json.load(open(tmp_path / "config.json"))
+    cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["run"]["lr"] == 0.1 and cfg["task"]["length"] == 12
     row = read_metrics(tmp_path / "metrics.jsonl")[-1]
     assert set(row) >= {"iteration", "train_loss", "test_loss", "test_accuracy", "wall_seconds"}
-    assert json.load(open(tmp_path / "summary.json"))["status"] == s["status"] == "finished"
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == s["status"] == "finished"
     assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]     # no temp files left
 
 
@@ -164,5 +164,5 @@ def test_sigterm_interrupts_cleanly(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert out.strip() == "interrupted"
-    summary = json.load(open(tmp_path / "summary.json"))
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["iterations_done"] >= 50
