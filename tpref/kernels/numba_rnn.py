@@ -157,7 +157,7 @@ def _forward_kernel(x, W_xh_T, W_hh_T, b_h, hidden, sigmoid):
                 h[i] = vtanh(rf[i])
 
 
-def rnn_forward(params, x, activation="tanh"):
+def rnn_forward(params, x, activation="tanh", out=None):
     """All hidden states h_0..h_T (twin of ``tpref.models.rnn.rnn_forward``).
 
     Parameters
@@ -166,6 +166,8 @@ def rnn_forward(params, x, activation="tanh"):
         ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,), one float dtype.
     x : ndarray of shape (T, B, d), params' dtype
     activation : {"tanh", "sigmoid"}
+    out : ndarray of shape (T+1, B, p), C-contiguous, params' dtype, optional
+        Written and returned instead of a new array.
 
     Returns
     -------
@@ -174,7 +176,7 @@ def rnn_forward(params, x, activation="tanh"):
     W_hh, W_xh, b_h = params["W_hh"], params["W_xh"], params["b_h"]
     T, B, d = x.shape
     p = W_hh.shape[0]
-    hidden = np.empty((T + 1, B, p), dtype=W_hh.dtype)           # (T+1, B, p)
+    hidden = np.empty((T + 1, B, p), dtype=W_hh.dtype) if out is None else out   # (T+1, B, p)
     hidden[0] = 0.0                                              # h_0
     _forward_kernel(np.ascontiguousarray(x), np.ascontiguousarray(W_xh.T),
                     np.ascontiguousarray(W_hh.T), np.ascontiguousarray(b_h), hidden,
@@ -514,14 +516,15 @@ def _clip_bounds(activation, eps, dtype):
     return dtype.type(lo), dtype.type(hi)
 
 
-def _propagate_scaled(params, hidden, lam_T, reg, activation, eps, difference):
-    """(mu, s): displacements in units of s (lam = s * mu), s = 1 for DTP (nonlinear)."""
+def _propagate_scaled(params, hidden, lam_T, reg, activation, eps, difference, out=None):
+    """(mu, s): displacements in units of s (lam = s * mu), s = 1 for DTP (nonlinear); mu is
+    written into ``out`` (T+1, B, p) when given."""
     T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
     dtype = hidden.dtype
     P = regularized_pinv_map(params["W_hh"], reg)                 # (p, p), once per call
     lo, hi = _clip_bounds(activation, eps, dtype)
     s = dtype.type(1.0) if difference else _power_of_two_scale(lam_T)
-    mu = np.empty((T + 1, B, p), dtype=dtype)                     # (T+1, B, p) lam / s
+    mu = np.empty((T + 1, B, p), dtype=dtype) if out is None else out   # (T+1, B, p) lam / s
     mu[T] = lam_T / s                                             # exact
     kernel = _propagate_difference if difference else _propagate_linearized
     kernel(P, hidden, mu, activation == "sigmoid", lo, hi, _flush(dtype))
@@ -553,8 +556,19 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
     Same arguments and result as ``tpref.methods.reference.rnn_oracle``; inputs assumed
     validated (``tpref.oracle``).
     """
+    T, B, p = x.shape[0], x.shape[1], params["W_hh"].shape[0]
+    if method == "bp":
+        both = None
+    else:
+        # hidden states and displacements in ONE block (2, T+1, B, p), returned as two views:
+        # glibc keeps a block of this size on its heap from call to call, whereas two separate
+        # (T+1, B, p) arrays were given back to the kernel at every free (heap trim) and every
+        # page faulted in again on the next call: ~800 faults, ~2 ms per call at the pixel-MNIST
+        # shapes in float64 (docs/benchmarks.md). Same values, same layout of each view.
+        both = np.empty((2, T + 1, B, p), dtype=params["W_hh"].dtype)
     with blas_threads():
-        hidden = rnn_forward(params, x, activation)                # (T+1, B, p)
+        hidden = rnn_forward(params, x, activation,
+                             out=None if both is None else both[0])   # (T+1, B, p)
         value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
         dtype = hidden.dtype
         W_hh = np.ascontiguousarray(params["W_hh"])          # (p, p), kernels want C order
@@ -570,7 +584,6 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
             through_time = update == "through_time"
             if method == "tp":
                 # fused: displacements and deltas in one pass (see _tp_backward)
-                T, B, p = x.shape[0], x.shape[1], W_hh.shape[0]
                 P = regularized_pinv_map(W_hh, reg)                # (p, p), once per call
                 lo, hi = _clip_bounds(activation, eps, dtype)
                 s = _power_of_two_scale(lam_T)
@@ -580,7 +593,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 # same bits (scaling by a power of two is exact), only the cost differs.
                 unscaled = s >= np.sqrt(_flush(dtype))
                 s_run = dtype.type(1.0) if unscaled else s
-                lam = np.empty((T + 1, B, p), dtype=dtype)         # lam / s_run, then lam
+                lam = both[1]                                      # lam / s_run, then lam
                 lam[T] = lam_T / s_run                             # exact
                 dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
                 _tp_backward(P, W_hh, hidden, x, lam, s_run, activation == "sigmoid", lo, hi,
@@ -588,7 +601,8 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                              dW_hh, dW_xh, db_h)
                 direction.update(W_hh=s_run * dW_hh, W_xh=s_run * dW_xh, b_h=s_run * db_h)
             else:
-                mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True)
+                mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True,
+                                              out=both[1])
                 # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
                 s = _power_of_two_scale(lam_T)
                 zeros = np.zeros(hidden.shape[1:], dtype=dtype)
