@@ -24,7 +24,6 @@ import collections
 import importlib
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from numba.extending import overload
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from ab_commits import export  # noqa: E402  (scripts/ab_commits.py: git archive a commit's tpref)
 from tpref.kernels import numba_math  # noqa: E402
 
 CONTRACT = numba_math.CONTRACT
@@ -155,17 +155,6 @@ def vector_counts(loop, x):
     ins = [line.split()[0] for line in body
            if line.strip() and not line.strip().startswith((".", "#"))]
     return len(ins), collections.Counter(ins)
-
-
-def export(commit, dest):
-    """``git archive`` commit's tpref into dest/tpref_<sha>; returns the import name."""
-    sha = subprocess.check_output(["git", "-C", ROOT, "rev-parse", "--short", commit],
-                                  text=True).strip()
-    name = f"tpref_{sha}"
-    tar = subprocess.check_output(["git", "-C", ROOT, "archive", sha, "tpref"])
-    subprocess.run(["tar", "-x", "-C", dest], input=tar, check=True)
-    os.rename(os.path.join(dest, "tpref"), os.path.join(dest, name))
-    return name
 
 
 def main(argv=None):
