@@ -452,3 +452,24 @@ def test_batch_of_one_and_non_contiguous_params(method, update):
     if method != "bp":
         kw.update(gamma_h=0.1, reg=1.0)
     compare_oracles(method, params, x, y, np.float64, **kw)
+
+
+@pytest.mark.parametrize("method", ["tp", "dtp"])
+@pytest.mark.parametrize("update", ["local", "through_time"])
+def test_one_block_and_two_arrays_give_the_same_bits(monkeypatch, method, update):
+    """hidden/displacements as two views of one block (small sizes) or as two arrays (above
+    config.ONE_BLOCK_MAX_BYTES): the same values, and the two outputs never overlap."""
+    params, x, y = make_case(7, 3, 2, 5, 3, "cross_entropy", np.float64, seed=11)
+    kw = dict(loss="cross_entropy", gamma_h=0.05, reg=0.5, update=update)
+    one = tpref.oracle(method, params, x, y, **kw)
+    assert one.hidden.base is not None and one.hidden.base is one.displacements.base
+    monkeypatch.setattr(numba_rnn, "ONE_BLOCK_MAX_BYTES", 0)
+    two = tpref.oracle(method, params, x, y, **kw)
+    assert two.hidden.base is None and two.displacements.base is None
+    for res in (one, two):
+        assert not np.shares_memory(res.hidden, res.displacements)
+        assert res.hidden.flags.c_contiguous and res.displacements.flags.c_contiguous
+    np.testing.assert_array_equal(one.hidden, two.hidden)
+    np.testing.assert_array_equal(one.displacements, two.displacements)
+    for name in one.direction:
+        np.testing.assert_array_equal(one.direction[name], two.direction[name])

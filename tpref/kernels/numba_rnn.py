@@ -47,7 +47,7 @@ import numpy as np
 import scipy.linalg
 from numba import njit
 
-from ..config import BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS
+from ..config import BLAS_THREADS, FLUSH_TINY, ONE_BLOCK_MAX_BYTES, PRODUCT_BLOCK_ROWS
 from ..methods.inverse import factor_regularized_gram
 from ..methods.reference import output_backward
 from .numba_math import CONTRACT, vtanh
@@ -557,20 +557,17 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
     validated (``tpref.oracle``).
     """
     T, B, p = x.shape[0], x.shape[1], params["W_hh"].shape[0]
-    if method == "bp":
-        both = None
+    dtype = params["W_hh"].dtype
+    # TP/DTP: hidden states and displacements in one (2, T+1, B, p) block, returned as two
+    # views, up to config.ONE_BLOCK_MAX_BYTES (page faults; see there), else two arrays
+    nbytes = 2 * (T + 1) * B * p * dtype.itemsize
+    if method != "bp" and nbytes <= ONE_BLOCK_MAX_BYTES:
+        hidden_out, lam_out = np.empty((2, T + 1, B, p), dtype=dtype)
     else:
-        # hidden states and displacements in ONE block (2, T+1, B, p), returned as two views:
-        # glibc keeps a block of this size on its heap from call to call, whereas two separate
-        # (T+1, B, p) arrays were given back to the kernel at every free (heap trim) and every
-        # page faulted in again on the next call: ~800 faults, ~2 ms per call at the pixel-MNIST
-        # shapes in float64 (docs/benchmarks.md). Same values, same layout of each view.
-        both = np.empty((2, T + 1, B, p), dtype=params["W_hh"].dtype)
+        hidden_out = lam_out = None
     with blas_threads():
-        hidden = rnn_forward(params, x, activation,
-                             out=None if both is None else both[0])   # (T+1, B, p)
+        hidden = rnn_forward(params, x, activation, out=hidden_out)   # (T+1, B, p)
         value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
-        dtype = hidden.dtype
         W_hh = np.ascontiguousarray(params["W_hh"])          # (p, p), kernels want C order
         if method == "bp":
             # BPTT: grad_h is g_T at t = T and zero elsewhere (no explicit terms array)
@@ -593,7 +590,8 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 # same bits (scaling by a power of two is exact), only the cost differs.
                 unscaled = s >= np.sqrt(_flush(dtype))
                 s_run = dtype.type(1.0) if unscaled else s
-                lam = both[1]                                      # lam / s_run, then lam
+                lam = (np.empty((T + 1, B, p), dtype=dtype) if lam_out is None
+                       else lam_out)                               # lam / s_run, then lam
                 lam[T] = lam_T / s_run                             # exact
                 dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
                 _tp_backward(P, W_hh, hidden, x, lam, s_run, activation == "sigmoid", lo, hi,
@@ -602,7 +600,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 direction.update(W_hh=s_run * dW_hh, W_xh=s_run * dW_xh, b_h=s_run * db_h)
             else:
                 mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True,
-                                              out=both[1])
+                                              out=lam_out)
                 # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
                 s = _power_of_two_scale(lam_T)
                 zeros = np.zeros(hidden.shape[1:], dtype=dtype)
