@@ -3,8 +3,9 @@
 numba_math   vectorizable tanh for Numba kernels
 numba_rnn    Numba CPU kernels of the simple-RNN oracles (``backend="numba"``)
 numba_gru    Numba CPU kernels of the GRU oracles (``cell="gru", backend="numba"``)
-cuda_rnn     numba.cuda twins of the per-step core (forward step, linearized TP step);
-             usable where ``numba.cuda.is_available()`` (GPU or NUMBA_ENABLE_CUDASIM=1)
+cuda_rnn     numba.cuda kernels of the simple-RNN "bp" and "tp" oracles (``backend="cuda"``):
+             one launch per time loop; usable where ``numba.cuda.is_available()`` (a GPU,
+             or NUMBA_ENABLE_CUDASIM=1 for the simulator)
 
 Every function here is tested by equality with the reference, never on its own.
 """
