@@ -80,8 +80,6 @@ class RunConfig:
             raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")
         if self.update not in UPDATES:
             raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend {self.backend!r} is not available; have {BACKENDS}")
         check_backend(self.backend)
         for name in ("hidden", "batch_size", "iterations", "eval_every", "checkpoint_every"):
             v = getattr(self, name)

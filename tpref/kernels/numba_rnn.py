@@ -560,11 +560,12 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
     dtype = params["W_hh"].dtype
     # TP/DTP: hidden states and displacements in one (2, T+1, B, p) block, returned as two
     # views, up to config.ONE_BLOCK_MAX_BYTES (page faults; see there), else two arrays
-    nbytes = 2 * (T + 1) * B * p * dtype.itemsize
-    if method != "bp" and nbytes <= ONE_BLOCK_MAX_BYTES:
+    if method == "bp":
+        hidden_out = lam_out = None
+    elif 2 * (T + 1) * B * p * dtype.itemsize <= ONE_BLOCK_MAX_BYTES:
         hidden_out, lam_out = np.empty((2, T + 1, B, p), dtype=dtype)
     else:
-        hidden_out = lam_out = None
+        hidden_out, lam_out = None, np.empty((T + 1, B, p), dtype=dtype)
     with blas_threads():
         hidden = rnn_forward(params, x, activation, out=hidden_out)   # (T+1, B, p)
         value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
@@ -590,8 +591,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 # same bits (scaling by a power of two is exact), only the cost differs.
                 unscaled = s >= np.sqrt(_flush(dtype))
                 s_run = dtype.type(1.0) if unscaled else s
-                lam = (np.empty((T + 1, B, p), dtype=dtype) if lam_out is None
-                       else lam_out)                               # lam / s_run, then lam
+                lam = lam_out                                      # lam / s_run, then lam
                 lam[T] = lam_T / s_run                             # exact
                 dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
                 _tp_backward(P, W_hh, hidden, x, lam, s_run, activation == "sigmoid", lo, hi,
