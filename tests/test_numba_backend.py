@@ -24,7 +24,7 @@ import tpref
 from cases import random_targets
 from tpref import testing
 from tpref.config import F32_REF_FACTOR, RTOL
-from tpref.kernels import numba_math, numba_rnn
+from tpref.kernels import numba_math, numba_rnn, workspace
 from tpref.methods import reference
 
 DTYPES = (np.float64, np.float32)
@@ -455,21 +455,90 @@ def test_batch_of_one_and_non_contiguous_params(method, update):
 
 
 @pytest.mark.parametrize("method", ["tp", "dtp"])
-@pytest.mark.parametrize("update", ["local", "through_time"])
-def test_one_block_and_two_arrays_give_the_same_bits(monkeypatch, method, update):
-    """hidden/displacements as two views of one block (small sizes) or as two arrays (above
-    config.ONE_BLOCK_MAX_BYTES): the same values, and the two outputs never overlap."""
+def test_hidden_and_displacements_are_two_views_of_one_block(method):
+    """TP/DTP write both outputs into one (2, T+1, B, p) block: two C-contiguous views that
+    never overlap."""
     params, x, y = make_case(7, 3, 2, 5, 3, "cross_entropy", np.float64, seed=11)
-    kw = dict(loss="cross_entropy", gamma_h=0.05, reg=0.5, update=update)
-    one = tpref.oracle(method, params, x, y, **kw)
-    assert one.hidden.base is not None and one.hidden.base is one.displacements.base
-    monkeypatch.setattr(numba_rnn, "ONE_BLOCK_MAX_BYTES", 0)
-    two = tpref.oracle(method, params, x, y, **kw)
-    assert two.hidden.base is None and two.displacements.base is None
-    for res in (one, two):
-        assert not np.shares_memory(res.hidden, res.displacements)
-        assert res.hidden.flags.c_contiguous and res.displacements.flags.c_contiguous
-    np.testing.assert_array_equal(one.hidden, two.hidden)
-    np.testing.assert_array_equal(one.displacements, two.displacements)
-    for name in one.direction:
-        np.testing.assert_array_equal(one.direction[name], two.direction[name])
+    res = tpref.oracle(method, params, x, y, loss="cross_entropy", gamma_h=0.05, reg=0.5)
+    assert res.hidden.base is not None and res.hidden.base is res.displacements.base
+    assert not np.shares_memory(res.hidden, res.displacements)
+    assert res.hidden.flags.c_contiguous and res.displacements.flags.c_contiguous
+
+
+@pytest.fixture
+def pooled(monkeypatch):
+    """Every output goes through the workspace (the test shapes are under its size floor)."""
+    monkeypatch.setattr(workspace, "WORKSPACE_MIN_BYTES", 0)
+    workspace.clear()
+    yield
+    workspace.clear()
+
+
+def _data_pointer(a):
+    return (a.base if a.base is not None else a).__array_interface__["data"][0]
+
+
+@pytest.mark.parametrize("method, update", CASES)
+def test_workspace_never_overwrites_a_result_the_caller_holds(pooled, method, update):
+    """Results (or a mere view of one) kept by the caller keep their values through later
+    calls; and a recycled buffer's stale contents never leak into a new result."""
+    kw = dict(loss="cross_entropy", update=update)
+    if method != "bp":
+        kw.update(gamma_h=0.1, reg=1.0)
+    cases = [make_case(9, 4, 2, 6, 3, "cross_entropy", np.float64, seed=s) for s in (1, 2, 3)]
+    first = tpref.oracle(method, *cases[0], **kw)
+    second = tpref.oracle(method, *cases[1], **kw)
+    kept = {"hidden": first.hidden.copy(), "displacements": None}
+    if method != "bp":
+        kept["displacements"] = first.displacements.copy()
+    view = second.hidden[4]                       # only a view of the second result survives
+    view_copy = view.copy()
+    del second
+    for case in cases * 2:
+        tpref.oracle(method, *case, **kw)          # dropped at once: free for reuse
+    np.testing.assert_array_equal(first.hidden, kept["hidden"])
+    if method != "bp":
+        np.testing.assert_array_equal(first.displacements, kept["displacements"])
+    np.testing.assert_array_equal(view, view_copy)
+    # a recycled buffer gives the same bits as a fresh allocation
+    recycled = tpref.oracle(method, *cases[2], **kw)
+    workspace.clear()
+    fresh = tpref.oracle(method, *cases[2], **kw)
+    np.testing.assert_array_equal(recycled.hidden, fresh.hidden)
+    if method != "bp":
+        np.testing.assert_array_equal(recycled.displacements, fresh.displacements)
+    for name in fresh.direction:
+        np.testing.assert_array_equal(recycled.direction[name], fresh.direction[name])
+
+
+@pytest.mark.parametrize("method", ["bp", "tp"])
+def test_workspace_recycles_dropped_results(pooled, method):
+    """A training loop (``res = oracle(...)``, which holds the previous result during the
+    call) alternates between two buffers instead of allocating one per iteration; clear()
+    forgets them."""
+    params, x, y = make_case(9, 4, 2, 6, 3, "cross_entropy", np.float64, seed=5)
+    kw = dict(loss="cross_entropy", gamma_h=0.1, reg=1.0)
+    pointers = []
+    res = None
+    for _ in range(6):
+        res = tpref.oracle(method, params, x, y, **kw)
+        pointers.append(_data_pointer(res.hidden))
+    assert len(set(pointers)) == 2 and pointers[0::2] == [pointers[0]] * 3
+    block = res.hidden if method == "bp" else res.hidden.base     # TP: (2, T+1, B, p) block
+    assert workspace.kept_bytes() == 2 * block.nbytes
+    del res
+    workspace.clear()
+    assert workspace.kept_bytes() == 0
+
+
+def test_workspace_keeps_a_bounded_number_of_shapes(pooled):
+    """Only config.WORKSPACE_SHAPES shapes are kept, WORKSPACE_KEEP buffers each."""
+    from tpref.config import WORKSPACE_KEEP, WORKSPACE_SHAPES
+    sizes = []
+    for n in range(1, WORKSPACE_SHAPES + 4):
+        held = [workspace.empty((n, 3), np.float64) for _ in range(WORKSPACE_KEEP + 1)]
+        sizes.append(held[0].nbytes)
+        del held
+    assert workspace.kept_bytes() == WORKSPACE_KEEP * sum(sizes[-WORKSPACE_SHAPES:])
+    small = workspace.empty((2, 3), np.float32)
+    assert small.shape == (2, 3) and small.dtype == np.float32 and small.flags.c_contiguous

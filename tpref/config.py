@@ -49,16 +49,16 @@ FLUSH_TINY = {np.dtype(np.float64): float(np.sqrt(np.finfo(np.float64).tiny)),
 #: still a GEMM of inner dimension 512.
 PRODUCT_BLOCK_ROWS = 512
 
-#: TP and DTP in the Numba backend allocate hidden states and displacements as one
-#: (2, T+1, B, p) block (two views) when it holds at most this many bytes, else as two arrays.
-#: glibc serves blocks up to its largest mmap threshold (32 MiB on 64-bit) from its heap and
-#: keeps them from call to call, whereas two separate arrays of that total size were handed
-#: back to the kernel at every free (heap trim) and page-faulted in again on the next call
-#: (~800 faults, ~2 ms per call at the pixel-MNIST shapes in float64); above 32 MiB one block
-#: would be mmap-ed and faulted in at every call, while two halves may still stay on the heap
-#: (float32, T = 3072: TP/BP 1.08 with two arrays, 1.20-1.34 with one block). Measured in
-#: docs/benchmarks.md; the values are the same either way.
-ONE_BLOCK_MAX_BYTES = 32 * 2**20
+#: Output buffers of the Numba oracles (tpref.kernels.workspace): arrays of at least
+#: WORKSPACE_MIN_BYTES are kept after a call and handed out again once no result refers to
+#: them, WORKSPACE_KEEP per (shape, dtype), for the WORKSPACE_SHAPES most recent shapes.
+#: Freed and reallocated instead, arrays above glibc's mmap threshold (<= 32 MiB) were
+#: page-faulted in at every call (~8 ms per 39 MB array; float64 TP/BP 1.18 at T = 3072), and
+#: smaller ones freed together were trimmed from the heap and faulted in the same way
+#: (~800 faults per TP call at the pixel-MNIST shapes). Measured in docs/benchmarks.md.
+WORKSPACE_MIN_BYTES = 2**20
+WORKSPACE_KEEP = 2
+WORKSPACE_SHAPES = 4
 
 #: BLAS threads used inside a ``backend="numba"`` oracle call (threadpoolctl limits NumPy's
 #: and SciPy's OpenBLAS, which Numba's products use). Its products are small (B rows per time

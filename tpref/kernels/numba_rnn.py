@@ -39,6 +39,10 @@ What differs from the reference, by design (speed), and why equality still holds
    batch) while the block's deltas are in cache, instead of T products of B rows; no
    (T, B, p) delta array is written. The sums over t are regrouped by block (rounding only).
 6. All BLAS calls of one oracle call run with config.BLAS_THREADS threads (threadpoolctl).
+7. ``rnn_oracle`` writes hidden states (and TP/DTP's displacements, one block for both) into
+   ``workspace`` buffers: a result's memory is reused by a later call once the caller has
+   dropped that result (never while the caller holds it or a view of it), so large outputs
+   are not page-faulted in at every iteration.
 
 Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hidden[0] = 0.
 """
@@ -47,9 +51,10 @@ import numpy as np
 import scipy.linalg
 from numba import njit
 
-from ..config import BLAS_THREADS, FLUSH_TINY, ONE_BLOCK_MAX_BYTES, PRODUCT_BLOCK_ROWS
+from ..config import BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS
 from ..methods.inverse import factor_regularized_gram
 from ..methods.reference import output_backward
+from . import workspace
 from .numba_math import CONTRACT, vtanh
 
 __all__ = ["rnn_forward", "output_backward", "transition_backward", "regularized_pinv_map",
@@ -558,14 +563,13 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
     """
     T, B, p = x.shape[0], x.shape[1], params["W_hh"].shape[0]
     dtype = params["W_hh"].dtype
-    # TP/DTP: hidden states and displacements in one (2, T+1, B, p) block, returned as two
-    # views, up to config.ONE_BLOCK_MAX_BYTES (page faults; see there), else two arrays
+    # outputs in buffers reused from call to call once the caller has dropped them (no page
+    # faults; see workspace); TP/DTP: hidden states and displacements as two views of one
+    # (2, T+1, B, p) block
     if method == "bp":
-        hidden_out = lam_out = None
-    elif 2 * (T + 1) * B * p * dtype.itemsize <= ONE_BLOCK_MAX_BYTES:
-        hidden_out, lam_out = np.empty((2, T + 1, B, p), dtype=dtype)
+        hidden_out, lam_out = workspace.empty((T + 1, B, p), dtype), None
     else:
-        hidden_out, lam_out = None, np.empty((T + 1, B, p), dtype=dtype)
+        hidden_out, lam_out = workspace.empty((2, T + 1, B, p), dtype)
     with blas_threads():
         hidden = rnn_forward(params, x, activation, out=hidden_out)   # (T+1, B, p)
         value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)

@@ -1,0 +1,90 @@
+"""Output buffers the Numba oracles reuse from call to call, so large ones are not faulted in again.
+
+Why. glibc hands an allocation above its mmap threshold (at most 32 MiB on 64-bit) a fresh
+mapping and unmaps it on free, so an oracle returning a (T+1, B, p) array of that size
+page-faults the whole array in at every call: float64 at T = 3072, B = 16, p = 100 (39 MB per
+array) measured ~400 faults and ~8 ms per array and call, 10% of a BP iteration and 18% of a
+TP one (TP returns two such arrays). Smaller arrays freed together can be trimmed from the
+heap and faulted in the same way (docs/benchmarks.md). A training loop drops each result
+before the next one is needed, so the same memory can serve every iteration.
+
+How. ``empty(shape, dtype)`` hands out a buffer kept from an earlier call only when nothing
+outside this module refers to it any more (CPython's reference count: a result the caller
+still holds, or any view of it, keeps its buffer's count up), else a new array, which it keeps
+for later. So a result you hold is never overwritten; a result you dropped is recycled.
+Up to config.WORKSPACE_KEEP buffers are kept per (shape, dtype) (two, so that
+``res = oracle(...)`` in a loop, which holds the previous result during the call, alternates
+between two buffers) for the config.WORKSPACE_SHAPES most recent shapes; arrays under
+config.WORKSPACE_MIN_BYTES are plain ``np.empty``. ``clear()`` gives the kept memory back.
+
+The contents of a buffer are whatever the previous call left: callers write every entry.
+"""
+
+import collections
+import sys
+import threading
+
+import numpy as np
+
+from ..config import WORKSPACE_KEEP, WORKSPACE_MIN_BYTES, WORKSPACE_SHAPES
+
+__all__ = ["empty", "clear", "kept_bytes"]
+
+_LOCK = threading.Lock()
+_KEPT = collections.OrderedDict()          # (shape, dtype.str) -> list of ndarrays, oldest first
+
+
+def _unheld_count():
+    """sys.getrefcount of a list item that only the list refers to (2 on CPython 3.11)."""
+    probe = [np.empty(0)]
+    return sys.getrefcount(probe[0])
+
+
+_UNHELD = _unheld_count()
+
+
+def empty(shape, dtype):
+    """A C-contiguous uninitialized array of ``shape`` and ``dtype``, reused when free.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    dtype : numpy dtype
+
+    Returns
+    -------
+    ndarray
+        A kept buffer no one else holds, or a new array (kept for later calls when it has at
+        least config.WORKSPACE_MIN_BYTES).
+    """
+    shape = tuple(int(n) for n in shape)
+    dtype = np.dtype(dtype)
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize < WORKSPACE_MIN_BYTES:
+        return np.empty(shape, dtype)
+    key = (shape, dtype.str)
+    with _LOCK:
+        kept = _KEPT.pop(key, [])
+        for i in range(len(kept)):
+            if sys.getrefcount(kept[i]) == _UNHELD:       # only `kept` refers to it
+                out = kept.pop(i)
+                break
+        else:
+            out = np.empty(shape, dtype)
+        kept.append(out)                                  # most recently handed out last
+        del kept[:-WORKSPACE_KEEP]                        # forget the oldest (a caller holds it)
+        _KEPT[key] = kept
+        while len(_KEPT) > WORKSPACE_SHAPES:
+            _KEPT.popitem(last=False)                     # least recently used shape
+    return out
+
+
+def clear():
+    """Forget every kept buffer (their memory is freed once no result refers to it)."""
+    with _LOCK:
+        _KEPT.clear()
+
+
+def kept_bytes():
+    """Bytes of the buffers currently kept (held by callers or free)."""
+    with _LOCK:
+        return sum(a.nbytes for kept in _KEPT.values() for a in kept)
