@@ -21,6 +21,7 @@ def test_bench_config_validates_and_times(dtype):
         assert v["wall"]["n"] >= 2 and v["wall"]["median"] > 0
     d = bench.derived(res)
     assert d["wall"]["tp_over_bp"] > 0 and d["cpu"]["tp_over_bp"] > 0
+    assert d["cpu"]["tp / bp paired"] > 0 and d["cpu"]["torch nn.RNN / bp paired"] > 0
     assert d["cpu"]["roofline_ms"] > 0 and d["cpu"]["gemm_gflops"] > 0
     assert bench.markdown({"gemm_gflops": {}, "configs": [dict(res, derived=d)], "sweep": []})
     json.dumps(res)                                     # serializable as written by run()
@@ -40,3 +41,16 @@ def test_cli_bench_writes_json_and_plot(tmp_path, monkeypatch):
     out = json.loads((tmp_path / "bench.json").read_text())
     assert out["configs"][0]["config"] == "tiny" and len(out["sweep"]) == 3
     assert (tmp_path / "tp_over_bp.png").stat().st_size > 0
+
+
+def test_paired_ratio_pairs_samples_of_the_same_repetition():
+    """a is 1.1 x b in every repetition while the machine halves its speed mid-run: the paired
+    median is 1.1; the ratio of medians is not."""
+    b = np.array([10.0, 10.0, 10.0, 20.0, 20.0])
+    a = 1.1 * b[[0, 1, 2, 3, 4]]
+    a[2] = 1.1 * 20.0                       # repetition 2 of a ran after the slowdown
+    b_med, a_med = np.median(b), np.median(a)
+    paired = bench.paired_ratio(a, b)
+    assert paired["median"] == pytest.approx(1.1)
+    assert a_med / b_med == pytest.approx(2.2)
+    assert paired["n"] == 5 and paired["q25"] <= paired["median"] <= paired["q75"]

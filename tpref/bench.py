@@ -10,7 +10,9 @@
    every backend in one process, alternating between backends repetition by repetition, with
    BLAS, Numba and PyTorch all on the same number of threads; reports the median, the
    quartiles and the minimum of wall-clock time and of thread CPU time.
-3. reports ratios (tpref / torch, TP / BP) and the fraction of a roofline: the GEMM flops of
+3. reports ratios (tpref / torch, TP / BP: of medians, and the median of the ratios of
+   samples paired within a repetition, robust to the machine changing speed during the run)
+   and the fraction of a roofline: the GEMM flops of
    one BP iteration, 6 T B p^2 + 4 T B p d (forward, dL/dh recursion, parameter products), at
    the best rate of two GEMM probes (a square 512^3 product; 1000 per-step (B, p) x (p, p)
    products) timed in the same alternation as the backends, so that the roofline sees the same
@@ -303,6 +305,25 @@ def summarize(samples):
             "min": float(np.min(samples)), "n": len(samples)}
 
 
+#: (numerator, denominator) backends whose ratio is also reported paired, repetition by
+#: repetition (both are in the same alternation, so sample r of each is adjacent in time)
+PAIRS = (("tpref numba tp", "tpref numba bp"), ("tpref numba dtp", "tpref numba bp"),
+         ("torch nn.RNN", "tpref numba bp"), ("tpref numba bp [ftz]", "tpref numba bp"),
+         ("tpref numba tp [ftz]", "tpref numba tp"))
+
+
+def paired_ratio(a, b):
+    """Median and quartiles of a[r] / b[r] over repetitions r of one alternation.
+
+    A ratio of medians mixes repetitions made while the machine ran at different speeds (a
+    shared VM's single-core GEMM rate moved by 1.5x within an hour here); the ratio of two
+    samples taken one after the other sees the same speed, so its median is the robust
+    estimate of "how much slower is a than b" (as benchstat/pyperf pair their samples).
+    """
+    r = np.asarray(a, dtype=float) / np.asarray(b, dtype=float)
+    return summarize(r)
+
+
 def _with_ftz(fn, on):
     def run():
         flush_denormal(on)
@@ -350,7 +371,13 @@ def bench_config(name, cfg, dtype, repeats, with_numpy, with_torch, ftz=False, l
     samples = time_alternating(fast, repeats)
     if slow:
         samples.update(time_alternating(slow, max(3, repeats // 4)))
-    res = {"config": name, "dtype": dt.name, **cfg, "check": check, "times": {}, "gemm_gflops": {}}
+    res = {"config": name, "dtype": dt.name, **cfg, "check": check, "times": {}, "gemm_gflops": {},
+           "paired": {}}
+    for a, b in PAIRS:
+        if a in fast and b in fast:
+            res["paired"][f"{a} / {b}"] = {clock: paired_ratio(samples[a][clock + "_ms"],
+                                                                samples[b][clock + "_ms"])
+                                           for clock in ("wall", "cpu")}
     for b, s in samples.items():
         if b in probes:
             flops = probes[b][1]
@@ -387,6 +414,8 @@ def derived(res, rate_gflops=None):
         for name in ("tpref numba tp", "tpref numpy tp"):
             if name + " [ftz]" in t and name in t:
                 d[name.split()[1] + " tp ftz on/off"] = t[name + " [ftz]"] / t[name]
+        for pair, v in res.get("paired", {}).items():
+            d[pair.replace("tpref numba ", "") + " paired"] = v[clock]["median"]
         out[clock] = d
     return out
 
@@ -404,13 +433,17 @@ def sweep(dtype, repeats, Ts=SWEEP_T, ps=SWEEP_P, base="mnist", log=print):
         med = {m: summarize(v["wall_ms"])["median"] for m, v in s.items()}
         cpu = {m: summarize(v["cpu_ms"])["median"] for m, v in s.items()}
         # ratios of CPU-time medians: the wall clock is at the mercy of other processes
+        paired = {m: paired_ratio(s[m]["cpu_ms"], s["bp"]["cpu_ms"]) for m in ("tp", "dtp")}
         row = {"T": T, "p": p, "dtype": np.dtype(dtype).name, "n": reps, "median_ms": med,
                "cpu_median_ms": cpu, "tp_over_bp": cpu["tp"] / cpu["bp"],
-               "dtp_over_bp": cpu["dtp"] / cpu["bp"], "tp_over_bp_wall": med["tp"] / med["bp"]}
+               "dtp_over_bp": cpu["dtp"] / cpu["bp"], "tp_over_bp_wall": med["tp"] / med["bp"],
+               "tp_over_bp_paired": paired["tp"]["median"],
+               "tp_over_bp_paired_q": [paired["tp"]["q25"], paired["tp"]["q75"]],
+               "dtp_over_bp_paired": paired["dtp"]["median"]}
         rows.append(row)
         log(f"  sweep {row['dtype']} T={T:5d} p={p:4d}  cpu: bp {cpu['bp']:9.2f} ms  tp {cpu['tp']:9.2f}"
             f" ms  dtp {cpu['dtp']:9.2f} ms  TP/BP {row['tp_over_bp']:.3f} (wall "
-            f"{row['tp_over_bp_wall']:.3f})  p/T {p / T:.3f}")
+            f"{row['tp_over_bp_wall']:.3f}, paired {row['tp_over_bp_paired']:.3f})  p/T {p / T:.3f}")
     return rows
 
 
@@ -426,13 +459,17 @@ def plot_sweep(rows, path):
         if not rs:
             continue
         pt = np.array([r["p"] / r["T"] for r in rs])
-        excess = np.array([r["tp_over_bp"] - 1.0 for r in rs])
+        excess = np.array([r["tp_over_bp_paired"] - 1.0 for r in rs])
         axes[0].scatter(pt, np.maximum(excess, 1e-3), marker=marker, label=f"TP {dtype}")
-        excess_d = np.array([r["dtp_over_bp"] - 1.0 for r in rs])
+        excess_d = np.array([r["dtp_over_bp_paired"] - 1.0 for r in rs])
         axes[0].scatter(pt, np.maximum(excess_d, 1e-3), marker=marker, facecolors="none",
                         edgecolors="gray", label=f"DTP {dtype}")
         for r in rs:
-            axes[1].scatter(r["T"], r["tp_over_bp"], marker=marker,
+            axes[1].errorbar(r["T"], r["tp_over_bp_paired"],
+                             yerr=[[r["tp_over_bp_paired"] - r["tp_over_bp_paired_q"][0]],
+                                   [r["tp_over_bp_paired_q"][1] - r["tp_over_bp_paired"]]],
+                             fmt="none", ecolor="gray", lw=0.8)
+            axes[1].scatter(r["T"], r["tp_over_bp_paired"], marker=marker,
                             c=f"C{SWEEP_P.index(r['p']) if r['p'] in SWEEP_P else 0}")
     for i, p in enumerate(SWEEP_P):
         axes[1].scatter([], [], c=f"C{i}", label=f"p={p}")
@@ -440,12 +477,13 @@ def plot_sweep(rows, path):
     axes[1].scatter([], [], c="gray", marker="s", label="float64")
     g = np.geomspace(5e-3, 20, 50)
     axes[0].plot(g, g / 4, "k--", lw=1, label="slope 1: (TP/BP - 1) ~ p/T")
-    axes[0].set(xscale="log", yscale="log", xlabel="p / T", ylabel="TP/BP - 1 (median CPU times)",
+    axes[0].set(xscale="log", yscale="log", xlabel="p / T",
+                ylabel="TP/BP - 1 (median of paired CPU ratios)",
                 title="TP overhead vs p/T (clipped at 1e-3)")
     axes[0].legend(fontsize=7)
     axes[1].axhline(1.0, color="k", lw=0.8)
     axes[1].axhline(1.1, color="r", lw=0.8, ls=":", label="1.10 target")
-    axes[1].set(xscale="log", xlabel="T (colour: p)", ylabel="TP / BP",
+    axes[1].set(xscale="log", xlabel="T (colour: p)", ylabel="TP / BP (paired, quartiles)",
                 title="TP / BP per iteration, numba backend")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
@@ -479,14 +517,18 @@ def markdown(results):
             for clock in ("cpu", "wall")))
         lines.append("")
     if results.get("sweep"):
-        lines.append("### sweep (numba backend, median CPU ms; TP/BP from CPU medians)")
+        lines.append("### sweep (numba backend, median CPU ms; TP/BP from CPU medians, and the "
+                     "median of paired per-repetition CPU ratios)")
         lines.append("")
-        lines.append("| dtype | T | p | p/T | BP | TP | DTP | TP/BP | TP/BP (wall) |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append("| dtype | T | p | p/T | BP | TP | DTP | TP/BP | TP/BP (wall) "
+                     "| TP/BP paired [q25, q75] |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in results["sweep"]:
             c = r["cpu_median_ms"]
             lines.append(f"| {r['dtype']} | {r['T']} | {r['p']} | {r['p'] / r['T']:.3f} | {c['bp']:.2f} | "
-                         f"{c['tp']:.2f} | {c['dtp']:.2f} | {r['tp_over_bp']:.3f} | {r['tp_over_bp_wall']:.3f} |")
+                         f"{c['tp']:.2f} | {c['dtp']:.2f} | {r['tp_over_bp']:.3f} | {r['tp_over_bp_wall']:.3f} | "
+                         f"{r['tp_over_bp_paired']:.3f} [{r['tp_over_bp_paired_q'][0]:.3f}, "
+                         f"{r['tp_over_bp_paired_q'][1]:.3f}] |")
         lines.append("")
     return "\n".join(lines)
 
