@@ -542,3 +542,39 @@ def test_workspace_keeps_a_bounded_number_of_shapes(pooled):
     assert workspace.kept_bytes() == WORKSPACE_KEEP * sum(sizes[-WORKSPACE_SHAPES:])
     small = workspace.empty((2, 3), np.float32)
     assert small.shape == (2, 3) and small.dtype == np.float32 and small.flags.c_contiguous
+
+
+def test_workspace_keeps_at_most_max_bytes(pooled, monkeypatch):
+    """At most config.WORKSPACE_MAX_BYTES stay kept (least recently used shapes go first), and
+    an array over WORKSPACE_MAX_BYTES / WORKSPACE_KEEP is never kept."""
+    monkeypatch.setattr(workspace, "WORKSPACE_MAX_BYTES", 4000)
+    for n in (10, 20, 30):                              # 2 buffers of n * 40 bytes per shape
+        a, b = workspace.empty((n, 5), np.float64), workspace.empty((n, 5), np.float64)
+        del a, b
+        assert workspace.kept_bytes() <= 4000
+    assert workspace.kept_bytes() == 2 * (20 + 30) * 40  # shape (10, 5) was forgotten
+    big = workspace.empty((60, 5), np.float64)          # 2400 B > 4000 / 2: not kept
+    assert workspace.kept_bytes() == 2 * (20 + 30) * 40 and big.shape == (60, 5)
+
+
+def test_oracle_calls_from_threads_do_not_share_buffers(pooled):
+    """The kernels release the GIL: concurrent oracle calls from several threads, each on its
+    own data, give what the same calls give one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+    kw = dict(loss="cross_entropy", gamma_h=0.1, reg=1.0)
+    cases = [make_case(40, 8, 2, 16, 3, "cross_entropy", np.float64, seed=s) for s in range(8)]
+    expected = [tpref.oracle("tp", *c, **kw).displacements.copy() for c in cases]
+
+    def run(i):
+        out = []
+        for _ in range(5):
+            res = tpref.oracle("tp", *cases[i], **kw)
+            out.append(res.displacements.copy())
+            del res
+        return out
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run, range(len(cases))))
+    for i, runs in enumerate(results):
+        for lam in runs:
+            np.testing.assert_array_equal(lam, expected[i])

@@ -51,7 +51,8 @@ PRODUCT_BLOCK_ROWS = 512
 
 #: Output buffers of the Numba oracles (tpref.kernels.workspace): arrays of at least
 #: WORKSPACE_MIN_BYTES are kept after a call and handed out again once no result refers to
-#: them, WORKSPACE_KEEP per (shape, dtype), for the WORKSPACE_SHAPES most recent shapes.
+#: them, WORKSPACE_KEEP per (shape, dtype), for the WORKSPACE_SHAPES most recent shapes and
+#: at most WORKSPACE_MAX_BYTES in all (what a long-running process keeps after its last call).
 #: Freed and reallocated instead, arrays above glibc's mmap threshold (<= 32 MiB) were
 #: page-faulted in at every call (~8 ms per 39 MB array; float64 TP/BP 1.18 at T = 3072), and
 #: smaller ones freed together were trimmed from the heap and faulted in the same way
@@ -59,6 +60,7 @@ PRODUCT_BLOCK_ROWS = 512
 WORKSPACE_MIN_BYTES = 2**20
 WORKSPACE_KEEP = 2
 WORKSPACE_SHAPES = 4
+WORKSPACE_MAX_BYTES = 512 * 2**20
 
 #: BLAS threads used inside a ``backend="numba"`` oracle call (threadpoolctl limits NumPy's
 #: and SciPy's OpenBLAS, which Numba's products use). Its products are small (B rows per time

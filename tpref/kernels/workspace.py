@@ -14,8 +14,10 @@ still holds, or any view of it, keeps its buffer's count up), else a new array, 
 for later. So a result you hold is never overwritten; a result you dropped is recycled.
 Up to config.WORKSPACE_KEEP buffers are kept per (shape, dtype) (two, so that
 ``res = oracle(...)`` in a loop, which holds the previous result during the call, alternates
-between two buffers) for the config.WORKSPACE_SHAPES most recent shapes; arrays under
-config.WORKSPACE_MIN_BYTES are plain ``np.empty``. ``clear()`` gives the kept memory back.
+between two buffers) for the config.WORKSPACE_SHAPES most recent shapes, at most
+config.WORKSPACE_MAX_BYTES in all (least recently used shapes are forgotten first); arrays
+under config.WORKSPACE_MIN_BYTES or over WORKSPACE_MAX_BYTES / WORKSPACE_KEEP are plain
+``np.empty``. ``clear()`` gives the kept memory back.
 
 The contents of a buffer are whatever the previous call left: callers write every entry.
 """
@@ -26,7 +28,7 @@ import threading
 
 import numpy as np
 
-from ..config import WORKSPACE_KEEP, WORKSPACE_MIN_BYTES, WORKSPACE_SHAPES
+from ..config import WORKSPACE_KEEP, WORKSPACE_MAX_BYTES, WORKSPACE_MIN_BYTES, WORKSPACE_SHAPES
 
 __all__ = ["empty", "clear", "kept_bytes"]
 
@@ -59,7 +61,8 @@ def empty(shape, dtype):
     """
     shape = tuple(int(n) for n in shape)
     dtype = np.dtype(dtype)
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize < WORKSPACE_MIN_BYTES:
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if not WORKSPACE_MIN_BYTES <= nbytes <= WORKSPACE_MAX_BYTES // WORKSPACE_KEEP:
         return np.empty(shape, dtype)
     key = (shape, dtype.str)
     with _LOCK:
@@ -73,9 +76,13 @@ def empty(shape, dtype):
         kept.append(out)                                  # most recently handed out last
         del kept[:-WORKSPACE_KEEP]                        # forget the oldest (a caller holds it)
         _KEPT[key] = kept
-        while len(_KEPT) > WORKSPACE_SHAPES:
+        while len(_KEPT) > WORKSPACE_SHAPES or _kept_bytes() > WORKSPACE_MAX_BYTES:
             _KEPT.popitem(last=False)                     # least recently used shape
     return out
+
+
+def _kept_bytes():
+    return sum(a.nbytes for kept in _KEPT.values() for a in kept)
 
 
 def clear():
@@ -87,4 +94,4 @@ def clear():
 def kept_bytes():
     """Bytes of the buffers currently kept (held by callers or free)."""
     with _LOCK:
-        return sum(a.nbytes for kept in _KEPT.values() for a in kept)
+        return _kept_bytes()
