@@ -69,10 +69,17 @@ def main(argv=None):
                     assert_close(last.direction[k], res.direction[k], name=f"{c} {k}", dtype=dt)
             samples = bench.time_alternating(runners, args.repeats)
             cpu = {k: bench.summarize(v["cpu_ms"])["median"] for k, v in samples.items()}
-            print(f"{dt.name} T={args.T} p={args.p} n={args.repeats} (CPU medians, ms)")
+            ms = {k: v["cpu_ms"] for k, v in samples.items()}
+            base = args.commits[0]
+            print(f"{dt.name} T={args.T} p={args.p} n={args.repeats} (CPU medians, ms; paired: "
+                  f"median of per-repetition ratios, against {base} for bp and tp)")
             for c in args.commits:
                 bp, tp = cpu[f"{c} bp"], cpu[f"{c} tp"]
-                print(f"  {c:>10s}  bp {bp:8.2f}  tp {tp:8.2f}  TP/BP {tp / bp:.3f}", flush=True)
+                pr = {m: bench.paired_ratio(ms[f"{c} {m}"], ms[f"{base} {m}"])["median"]
+                      for m in ("bp", "tp")}
+                tp_bp = bench.paired_ratio(ms[f"{c} tp"], ms[f"{c} bp"])["median"]
+                print(f"  {c:>10s}  bp {bp:8.2f} (paired {pr['bp']:.3f})  tp {tp:8.2f} (paired "
+                      f"{pr['tp']:.3f})  TP/BP {tp / bp:.3f} (paired {tp_bp:.3f})", flush=True)
     return 0
 
 
