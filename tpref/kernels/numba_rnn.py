@@ -39,7 +39,9 @@ What differs from the reference, by design (speed), and why equality still holds
    batch) while the block's deltas are in cache, instead of T products of B rows; no
    (T, B, p) delta array is written. The sums over t are regrouped by block (rounding only).
 6. All BLAS calls of one oracle call run with config.BLAS_THREADS threads (threadpoolctl).
-7. ``rnn_oracle`` writes hidden states (and TP/DTP's displacements, one block for both) into
+7. Every kernel calls ``numba_math.wide_vectors()``: its loops are vectorized with 512-bit
+   registers on AVX-512 CPUs (LLVM's default there is 256), the same bits.
+8. ``rnn_oracle`` writes hidden states (and TP/DTP's displacements, one block for both) into
    ``workspace`` buffers: a result's memory is reused by a later call once the caller has
    dropped that result (never while the caller holds it or a view of it), so large outputs
    are not page-faulted in at every iteration.
@@ -55,7 +57,7 @@ from ..config import BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS
 from ..methods.inverse import factor_regularized_gram
 from ..methods.reference import output_backward
 from . import workspace
-from .numba_math import CONTRACT, vtanh
+from .numba_math import CONTRACT, vtanh, wide_vectors
 
 __all__ = ["rnn_forward", "output_backward", "transition_backward", "regularized_pinv_map",
            "propagate_displacements", "rnn_oracle", "blas_threads"]
@@ -132,6 +134,7 @@ def _forward_kernel(x, W_xh_T, W_hh_T, b_h, hidden, sigmoid):
     term is an explicit loop (d is small in every task: 1-6), not a BLAS call: NumPy's
     (T*B, 1) @ (1, p) product cost more than the whole recurrence.
     """
+    wide_vectors()                                        # point 7 of the module docstring
     T, B, d = x.shape
     p = W_hh_T.shape[0]
     n = B * p
@@ -211,6 +214,7 @@ def _block_products(delta, steps, hidden, x, t_lo, tmp_hh, tmp_xh, dW_hh, dW_xh,
     The sums over t and b of Eq. (3) (TP) or of BPTT, regrouped by block: each block is one
     GEMM of inner dimension steps * B, made while the block's deltas are in cache.
     """
+    wide_vectors()                                        # point 7 of the module docstring
     B, p = delta.shape[1], delta.shape[2]
     d_in = x.shape[2]
     rows = steps * B
@@ -256,6 +260,7 @@ def _transition_directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, sig
     dW_hh, dW_xh, db_h : ndarray of shape (p, p), (p, d), (p,), zero on entry
         Outputs, in the scaled units.
     """
+    wide_vectors()                                        # point 7 of the module docstring
     T = hidden.shape[0] - 1
     B, p = g_T.shape
     n = B * p
@@ -355,6 +360,7 @@ def _propagate_linearized(P, hidden, mu, sigmoid, lo, hi, flush):
     mu = lam / s. ``(a^{-1})'(v)`` is written as the reference writes it:
     1 / (1 - v^2) (tanh), 1 / (v (1 - v)) (sigmoid), with pi(v) = clip(v, lo, hi).
     """
+    wide_vectors()                                        # point 7 of the module docstring
     T = hidden.shape[0] - 1
     B, p = hidden.shape[1], hidden.shape[2]
     one = hidden.dtype.type(1.0)
@@ -413,6 +419,7 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
         Outputs, in units of s: sum_t delta_t^T [h_{t-1} | x_t | 1] for
         L = sum_t ||h_t - v_t||^2 / 2.
     """
+    wide_vectors()                                        # point 7 of the module docstring
     T = hidden.shape[0] - 1
     B, p = hidden.shape[1], hidden.shape[2]
     n = B * p
@@ -487,6 +494,7 @@ def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
     the affine terms W_xh x_t + b_h cancel before the product (module docstring, point 2).
     a^{-1} is atanh, or log(v) - log1p(-v) for the sigmoid, as in the reference.
     """
+    wide_vectors()                                        # point 7 of the module docstring
     T = hidden.shape[0] - 1
     B, p = hidden.shape[1], hidden.shape[2]
     z = np.empty((B, p), hidden.dtype)
