@@ -222,6 +222,49 @@ def test_vtanh_vectorizes():
         assert packed in loop.inspect_asm(sig), f"{dtype.__name__}: the loop is not vectorized"
 
 
+def _host_has_avx512():
+    import llvmlite.binding as llb
+    return platform.machine().lower() in ("x86_64", "amd64") and \
+        bool(llb.get_host_cpu_features().get("avx512f"))
+
+
+@njit(error_model="numpy", fastmath=numba_math.CONTRACT)
+def _vtanh_wide(u, out):
+    numba_math.wide_vectors()
+    for i in range(u.size):
+        out[i] = numba_math.vtanh(u[i])
+
+
+@njit(error_model="numpy", fastmath=numba_math.CONTRACT)
+def _vtanh_narrow(u, out):
+    for i in range(u.size):
+        out[i] = numba_math.vtanh(u[i])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_wide_vectors_gives_the_same_bits(dtype):
+    """wide_vectors() changes the vector width only: vtanh over a dense range, every special
+    value, gives the same bits with and without it."""
+    x = np.concatenate([np.linspace(-25, 25, 200_001), [0.0, -0.0, np.inf, -np.inf, np.nan],
+                        np.geomspace(1e-30, 1.0, 1001)]).astype(dtype)
+    wide, narrow = np.empty_like(x), np.empty_like(x)
+    _vtanh_wide(x, wide)
+    _vtanh_narrow(x, narrow)
+    assert np.array_equal(wide.view(f"u{x.itemsize}"), narrow.view(f"u{x.itemsize}"))
+
+
+@pytest.mark.skipif(not _host_has_avx512(), reason="needs an AVX-512 CPU")
+def test_wide_vectors_gives_512_bit_code_on_avx512_hosts():
+    """On an AVX-512 CPU a loop in a function calling wide_vectors() compiles to zmm (512-bit)
+    instructions: the LLVM attribute reaches the code generator (it is set through llvmlite
+    internals, which could change; numba_math.wide_vectors)."""
+    for dtype in DTYPES:
+        u = np.zeros(64, dtype)
+        _vtanh_wide(u, np.empty_like(u))
+        sig = [sg for sg in _vtanh_wide.signatures if np.dtype(str(sg[0].dtype)) == dtype][0]
+        assert "zmm" in _vtanh_wide.inspect_asm(sig), f"{dtype.__name__}: no 512-bit code"
+
+
 # ----------------------------------------------------------------------------------------------
 # every oracle: method x update x activation x loss x dtype
 

@@ -58,7 +58,9 @@ Cost (scripts/bench_tanh.py: 1.25 M elements, old and new alternating in one pro
 shared 2-core Xeon, AVX-512 but ymm code): float64 1.83-1.90x faster than the Cephes-style
 version (medians 3.5-4.3 -> 1.9-2.3 ns per element over three runs; 38 instead of 60
 instructions per 4 elements, one division either way), float32 1.4-1.9x (fastest calls
-1.25 -> 0.77 ns).
+1.25 -> 0.77 ns). In kernels that call ``wide_vectors()`` (all of numba_rnn's) LLVM uses
+512-bit registers on AVX-512 CPUs: a loop of 784 x 1600 vtanh took 1.61 -> 1.15 ms (float64)
+and 0.83 -> 0.65 ms (float32) in one run here, the same bits.
 """
 
 import numpy as np
