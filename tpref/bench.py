@@ -12,8 +12,8 @@
    quartiles and the minimum of wall-clock time and of thread CPU time.
 3. reports ratios (tpref / torch, TP / BP: of medians, and the median of the ratios of
    samples paired within a repetition, robust to the machine changing speed during the run)
-   and the fraction of a roofline: the GEMM flops of
-   one BP iteration, 6 T B p^2 + 4 T B p d (forward, dL/dh recursion, parameter products), at
+   and the fraction of a roofline: the GEMM flops of one BP iteration,
+   6 T B p^2 + 4 T B p d (forward, dL/dh recursion, parameter products), at
    the best rate of two GEMM probes (a square 512^3 product; 1000 per-step (B, p) x (p, p)
    products) timed in the same alternation as the backends, so that the roofline sees the same
    machine load (Sec. 3 of the paper: BP's cost is driven by these products, TP adds one p^3

@@ -113,8 +113,8 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         (tpref.kernels.numba_rnn), tested equal to "numpy", the readable reference loops.
         Its large outputs live in buffers reused by later calls once you drop the result
         (tpref.kernels.workspace); a result you hold, or any view of it, is never
-        overwritten. "cuda": numba.cuda kernels (tpref.kernels.cuda_rnn) for cell "rnn" and methods "bp"
-        and "tp", where a GPU is available; equal to "numpy" up to rounding.
+        overwritten. "cuda": numba.cuda kernels (tpref.kernels.cuda_rnn) for cell "rnn" and
+        methods "bp" and "tp", where a GPU is available; equal to "numpy" up to rounding.
     clip_eps : float in (0, 0.5)
         Tolerance of the projection pi onto the activation's image (for the GRU: the clip of
         the gates whose sigmoid derivative the per-gate inverse divides by).

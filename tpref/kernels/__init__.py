@@ -1,6 +1,7 @@
 """Fast twins of the NumPy reference (tpref.methods.reference), one file per family.
 
-numba_math   vectorizable tanh for Numba kernels
+numba_math   vectorizable tanh for Numba kernels; wide_vectors (512-bit loops on AVX-512)
+workspace    output buffers of the Numba oracles, reused once the caller drops a result
 numba_rnn    Numba CPU kernels of the simple-RNN oracles (``backend="numba"``)
 numba_gru    Numba CPU kernels of the GRU oracles (``cell="gru", backend="numba"``)
 cuda_rnn     numba.cuda kernels of the simple-RNN "bp" and "tp" oracles (``backend="cuda"``):
