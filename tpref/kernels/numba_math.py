@@ -1,11 +1,12 @@
-"""Vectorizable elementwise math for the Numba kernels: tanh (and atanh) in float64 and float32.
+"""Vectorizable elementwise math for the Numba kernels: tanh, atanh, logit; float64 and float32.
 
 Numba lowers ``np.tanh`` / ``math.tanh`` to a scalar libm call (~14 ns per element here),
 which LLVM cannot vectorize and which dominated the forward pass. ``vtanh`` below is written
 from +, *, /, min, one integer shift and (float32) one select, with no branch, so a loop over
 it compiles to SIMD code (4 float64 or 8 float32 per ymm register), and is accurate to < 2
-units in the last place (see "Accuracy"). ``vatanh`` (DTP's inverse of tanh) is built the
-same way; its method, accuracy and cost are in its own docstring.
+units in the last place (see "Accuracy"). ``vatanh`` and ``vlogit`` (DTP's inverses of tanh
+and of the sigmoid) are built the same way; their method, accuracy and cost are in their own
+docstrings.
 
 Method, through H = expm1(2a)/2 >= 0, a = |x| (tanh(a) = E/(E+2) = H/(H+1), E = expm1(2a)):
 
@@ -52,8 +53,8 @@ values).
 
 Kernels calling it are compiled with ``fastmath=CONTRACT`` (fused multiply-add only), which
 the error analysis assumes. They inline it and are cached on disk, and Numba's cache only
-notices changes to the kernel's own file: whoever changes vtanh (or vatanh) must also
-change numba_rnn.py (its docstring will do) or clear tpref/kernels/__pycache__.
+notices changes to the kernel's own file: whoever changes vtanh (or vatanh, vlogit) must
+also change numba_rnn.py (its docstring will do) or clear tpref/kernels/__pycache__.
 
 Cost (scripts/bench_tanh.py: 1.25 M elements, old and new alternating in one process on the
 shared 2-core Xeon, AVX-512 but ymm code): float64 1.83-1.90x faster than the Cephes-style
@@ -69,7 +70,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-#: Numba fastmath flags of every kernel that calls ``vtanh`` / ``vatanh``: only "contract"
+#: Numba fastmath flags of every kernel that calls vtanh / vatanh / vlogit: only "contract"
 #: (fused multiply-add), which LLVM needs to make the polynomials cheap; it never reassociates
 #: or assumes finite values, and it only makes each multiply-add more accurate.
 CONTRACT = {"contract"}
@@ -109,6 +110,11 @@ _A0, _A1, _A2, _A3, _A4, _A5, _A6, _A7, _A8 = (
     0.07690287383265436)
 _B0, _B1, _B2, _B3 = (0.33333298563957214, 0.20004065334796906, 0.14139053225517273,
                       0.1315728724002838)
+
+# vlogit: the smaller of v and 1 - v is scaled by 2^500 (2^40 in float32) below 2^-600 (2^-60),
+# so that (1 - v) / v stays finite for subnormal v, and k >= 100 (20) after the scaling
+_TINY64, _SCALE64, _K_SCALE64 = 2.0 ** -600, 2.0 ** 500, 500.0
+_TINY32, _SCALE32, _K_SCALE32 = 2.0 ** -60, 2.0 ** 40, 40.0
 
 
 @intrinsic
@@ -377,8 +383,8 @@ def vatanh(v):
 
     Cost (a jitted loop over 1.25 M elements in (-0.999, 0.999), wide_vectors(), alternating
     with the same loop over np.arctanh in one process, 31 calls, thread CPU time, on the
-    shared 2-core AVX-512 Xeon; ``python scripts/bench_atanh.py``, two runs): float64 2.2-3.2 ns
-    per element against libm's 28-35 ns (paired ratio 11-12x), float32 0.9-1.3 against 27-34
+    shared 2-core AVX-512 Xeon; ``python scripts/bench_atanh.py``, four runs): float64 2.2-4.4
+    ns per element against libm's 28-36 ns (paired ratio 8-12x), float32 0.9-1.4 against 27-35
     ns (26-29x); two divisions per element (u/w and s), packed on zmm registers.
     """
     return np.arctanh(v)
@@ -401,4 +407,116 @@ def vatanh_array(u, out):
     of = out.ravel()
     for i in range(uf.size):
         of[i] = vatanh(uf[i])
+    return out
+
+
+def _logit64(v):
+    """log(v) - log1p(-v) of one float64, vectorizable (see ``vlogit``)."""
+    one = 1.0
+    w = one - v                                  # 1 - v = w + cw, exactly (Fast2Sum)
+    cw = (one - w) - v
+    x = _where_less(v, w, w, v)                  # X = max(v, 1 - v) = x + cw
+    y = _where_less(v, w, v, w)                  # Y = min(v, 1 - v) = y exactly
+    sc = _where_less(y, _TINY64, _SCALE64, one)
+    ys = y * sc                                  # exact
+    q = (x / ys) * _INV_M_LO                     # ~ m 2^k / 0.9, m in [0.9, 1.8)
+    p2 = _pow2_floor(q)                          # 2^k
+    kf = (_biased_exponent_plus(q) - (2.0 ** 52 + 1023)) + _where_less(y, _TINY64,
+                                                                       _K_SCALE64, 0.0)
+    num = (x - p2 * ys) + cw                     # X - 2^k Y sc; x - 2^k ys exact
+    den = (x + p2 * ys) + cw
+    s = _where_less(p2, 1.5, abs((v + v) - one), num / den)   # k = 0: s = |2v - 1| exactly
+    z = s * s
+    poly = (((((((_A8 * z + _A7) * z + _A6) * z + _A5) * z + _A4) * z + _A3) * z + _A2) * z
+            + _A1) * z + _A0
+    r = kf * _H64_HI + (s + ((s * z) * poly + kf * _H64_LO))          # log(X/Y) / 2
+    bad = _where_less(y, 0.0, np.nan, (y - y) + np.inf)   # v = 0, 1: -+inf; outside, NaN: NaN
+    return np.copysign(_where_less(0.0, y, r + r, bad), v - 0.5)
+
+
+def _logit32(v):
+    """log(v) - log1p(-v) of one float32 in float32 arithmetic, vectorizable (see ``vlogit``)."""
+    f32 = np.float32
+    one = f32(1.0)
+    zero = f32(0.0)
+    w = one - v
+    cw = (one - w) - v
+    x = _where_less(v, w, w, v)
+    y = _where_less(v, w, v, w)
+    sc = _where_less(y, f32(_TINY32), f32(_SCALE32), one)
+    ys = y * sc
+    q = (x / ys) * f32(_INV_M_LO)
+    p2 = _pow2_floor(q)
+    kf = (_biased_exponent_plus(q) - f32(2.0 ** 23 + 127)) + _where_less(y, f32(_TINY32),
+                                                                         f32(_K_SCALE32), zero)
+    num = (x - p2 * ys) + cw
+    den = (x + p2 * ys) + cw
+    s = _where_less(p2, f32(1.5), abs((v + v) - one), num / den)
+    z = s * s
+    poly = ((f32(_B3) * z + f32(_B2)) * z + f32(_B1)) * z + f32(_B0)
+    r = kf * f32(_H32_HI) + (s + ((s * z) * poly + kf * f32(_H32_LO)))
+    bad = _where_less(y, zero, f32(np.nan), (y - y) + f32(np.inf))
+    return np.copysign(_where_less(zero, y, r + r, bad), v - f32(0.5))
+
+
+def vlogit(v):
+    """log(v) - log1p(-v) (the inverse of the sigmoid) for one float inside a Numba kernel, in
+    the float's own precision.
+
+    Outside Numba it is ``np.log(v) - np.log1p(-v)``; inside, the overload below picks the
+    float32 or float64 kernel by type. DTP's inverse of the sigmoid
+    (numba_rnn._propagate_difference), which otherwise makes two scalar libm calls per
+    operand.
+
+    Method (``vatanh``'s, 0 < v < 1): logit(v) = +-log(X/Y) with X = max(v, 1-v),
+    Y = min(v, 1-v), + for v > 1/2:
+
+    1. w = 1 - v rounded, cw = (1 - w) - v (Fast2Sum, 1 >= v): 1 - v = w + cw exactly, and
+       cw = 0 for v >= 1/2 (1 - v exact). So X = x + cw and Y = y exactly, with x, y the
+       larger and smaller of v and w (two selects). Below 2^-600 (float32: 2^-60) y is
+       scaled by 2^500 (2^40), exactly, and k raised by 500 (40), so x/y stays finite for
+       subnormal v.
+    2. X/Y = 2^k m, m in [0.9, 1.8), k >= 0 from the bits of (x/y)/0.9, and
+       log(X/Y) = 2 (k ln(2)/2 + atanh(s)),  s = (X - 2^k Y)/(X + 2^k Y),
+       the numerator as (x - 2^k y) + cw with x - 2^k y exact (Sterbenz). For k = 0
+       (0.357 < v < 0.643) s = |2v - 1| exactly (X + Y = 1; 2v - 1 is exact for v >= 1/4),
+       picked by a select: logit near 1/2 goes straight to the polynomial.
+    3. atanh(s) and the sum with k ln(2)/2 exactly as in ``vatanh`` (same polynomial, same
+       error analysis, times 2 exactly).
+    4. v = 0 gives -inf, v = 1 inf, v outside [0, 1] and NaN give NaN (selects on y); the sign
+       is copysign(., v - 1/2) (v - 1/2 is exact or of the right sign), logit(1/2) = +0.
+
+    Accuracy, in ulps of the exact result (reference in 80-bit long double for float64,
+    float64 for float32: log(v) - log1p(-v), or 2 atanh(2v - 1) near 1/2;
+    ``python scripts/check_atanh.py --logit``): max 1.40 ulp in float64 over 1.7e7 inputs (the
+    inputs of ``vatanh``'s check and their mirrors 1 - v, +-1e-6 around every switch of k),
+    > 1 ulp for 0.06% of them, all in 0.1 < v < 0.3 or 0.64 < v < 0.9; max 1.42 ulp in float32
+    over every float32 in (0, 1) (> 1 ulp for 6.4e-5 of them). Bounds enforced by
+    tests/test_numba_backend.py (2 ulp, dense near every switch, near 0, 1/2 and 1, special
+    values).
+
+    Cost (``python scripts/bench_atanh.py``, as ``vatanh``, v in (0.001, 0.999), two runs):
+    float64 2.3-3.4 ns per element against 21-29 ns for libm's log(v) - log1p(-v) (paired
+    ratio 9x), float32 1.1 against 19-20 ns (18x).
+    """
+    return np.log(v) - np.log1p(-v)
+
+
+@overload(vlogit, inline="always")
+def _vlogit_overload(v):
+    if isinstance(v, types.Float) and v.bitwidth == 32:
+        return _logit32
+    if isinstance(v, types.Float):
+        return _logit64
+    return None
+
+
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+def vlogit_array(u, out):
+    """out[...] = logit(u[...]) for contiguous arrays of one float dtype (used by the tests)."""
+    wide_vectors()
+    uf = u.ravel()
+    of = out.ravel()
+    for i in range(uf.size):
+        of[i] = vlogit(uf[i])
     return out
