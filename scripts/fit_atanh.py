@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fit the polynomials of ``tpref.kernels.numba_math.vatanh`` with a Remez exchange in mpmath.
 
-    python scripts/fit_atanh.py          # prints the constants _A* and _B* (~1 minute)
+    python scripts/fit_atanh.py          # prints the constants _A* and _B* (~20 s)
 
 vatanh reduces a = |v| to atanh(a) = k ln(2)/2 + atanh(s) with s = (m - 1)/(m + 1),
 m = (1 + a)/((1 - a) 2^k) in [0.9, 1.8) (k = 0 and s = a for a < 0.2857), so

@@ -12,6 +12,7 @@ No timings are asserted here; scripts/bench.py times the backends.
 
 import itertools
 import platform
+import re
 import warnings
 
 import numpy as np
@@ -331,7 +332,6 @@ def test_vatanh_special_values(dtype):
 def _assert_packed_no_libm(loop, what):
     """loop(u, m, out) compiled for both dtypes has packed divisions and fused multiply-adds on
     ymm/zmm registers and no call to libm's atanh or log."""
-    import re
     for dtype, sfx in ((np.float64, "pd"), (np.float32, "ps")):
         u = np.full(64, 0.5, dtype)
         loop(u, u * 0, np.empty_like(u))
