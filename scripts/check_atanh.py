@@ -19,11 +19,13 @@ float32: every float in (0, 1)), against log(v) - log1p(-v) in long double (floa
 """
 
 import argparse
+import os
 import sys
 
 import numpy as np
 
-from tpref.kernels import numba_math
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tpref.kernels import numba_math  # noqa: E402
 
 EDGES = [0, 1e-8, 0.1, 0.28, 0.3, 0.357, 0.5, 0.643, 0.9, 0.999, 1]
 
