@@ -12,6 +12,7 @@ No timings are asserted here; scripts/bench.py times the backends.
 
 import itertools
 import platform
+import re
 import warnings
 
 import numpy as np
@@ -100,16 +101,17 @@ def compare_oracles(method, params, x, y, dtype, noise=0.0, **kw):
 # vectorizable tanh
 
 
-def _tanh_ulp_error(comp, x, dtype):
-    """|comp - tanh(x)| in ulps of the exact result's binade (2 ulp = 2 x 2^-53 just below 1.0
-    in float64), for finite x; reference tanh in long double for float64 (None where long
-    double is not wider than float64) and float64 ``np.tanh`` for float32."""
+def _tanh_ulp_error(comp, x, dtype, fn=np.tanh):
+    """|comp - fn(x)| in ulps of the exact result's binade (2 ulp = 2 x 2^-53 just below 1.0
+    in float64), for finite x and results; reference fn (tanh, or arctanh for vatanh) in long
+    double for float64 (None where long double is not wider than float64) and in float64 for
+    float32."""
     if dtype == np.float64:
         if np.finfo(np.longdouble).nmant < 63:
             return None
-        ref = np.tanh(x.astype(np.longdouble))
+        ref = fn(x.astype(np.longdouble))
     else:
-        ref = np.tanh(x.astype(np.float64))
+        ref = fn(x.astype(np.float64))
     _, e = np.frexp(np.abs(ref))
     e = np.maximum(e, np.finfo(dtype).minexp + 1)              # subnormal results: fixed ulp
     ulp = np.ldexp(np.ones_like(ref), e - np.finfo(dtype).nmant - 1)
@@ -264,6 +266,184 @@ def test_wide_vectors_gives_512_bit_code_on_avx512_hosts():
         sig = [sg for sg in _vtanh_wide.signatures if np.dtype(str(sg[0].dtype)) == dtype][0]
         assert "zmm" in _vtanh_wide.inspect_asm(sig), f"{dtype.__name__}: no 512-bit code"
 
+
+# ----------------------------------------------------------------------------------------------
+# vectorizable atanh (DTP's inverse of tanh)
+
+
+def _vatanh_sweep(dtype):
+    """Dense (-1, 1): a grid, tiny and subnormal values, 1 - 10^-16..1, and every float within
+    500 ulps of each switch of k (q / 0.9 = 2^k, numba_math.vatanh) and of 1."""
+    fi = np.finfo(dtype)
+    t = 0.9 * 2.0 ** np.arange(0, 56 if dtype == np.float64 else 27)
+    switches = np.concatenate([(t - 1) / (t + 1), [1.0 - 1e-3, 0.5]])   # DTP's clip: 1 - eps
+    x = np.concatenate([np.linspace(-1.0, 1.0, 400_001)[1:-1],
+                        np.geomspace(fi.smallest_subnormal, 1.0, 20_001)[:-1],
+                        1.0 - np.geomspace(fi.epsneg, 1.0, 20_001)[:-1],
+                        np.linspace(0.2, 0.7, 100_001)]).astype(dtype)
+    below_one = np.nextafter(dtype(1.0), dtype(0.0))
+    x = np.concatenate([x, _around(switches, dtype, 500), _around([below_one], dtype, 2000)])
+    x = x[np.abs(x) < 1.0]
+    return np.concatenate([x, -x])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vatanh_accuracy(dtype):
+    """Max error <= 2 ulp (measured 1.37 float64 / 1.39 float32, scripts/check_atanh.py) over
+    a dense sweep of (-1, 1), tiny and subnormal values, near +-1, and every float within 500
+    ulps of each point where the reduction changes k; and within 2 eps of ``np.arctanh``."""
+    x = _vatanh_sweep(dtype)
+    comp = numba_math.vatanh_array(x, np.empty_like(x))
+    assert comp.dtype == np.dtype(dtype)
+    err = _tanh_ulp_error(comp, x, dtype, np.arctanh)
+    if err is not None:
+        i = np.argmax(err)
+        assert err[i] <= 2.0, f"max error {err[i]:.3f} ulp at v = {x[i]!r}"
+    ref = np.arctanh(x.astype(np.float64))
+    rel = np.abs(comp - ref) / np.maximum(np.abs(ref), np.finfo(dtype).tiny)
+    assert rel.max() <= 2 * np.finfo(dtype).eps, f"max relative error {rel.max():.3e}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vatanh_special_values(dtype):
+    """atanh is odd bit for bit (-0 included), = v for tiny and subnormal v, +-inf at +-1,
+    finite and right just inside +-1, NaN for |v| > 1 (+-inf included) and NaN."""
+    def va(values):
+        v = np.asarray(values, dtype)
+        return numba_math.vatanh_array(v, np.empty_like(v))
+    fi = np.finfo(dtype)
+    x = _vatanh_sweep(dtype)
+    assert np.array_equal(va(-x), -va(x))
+    zeros = va([0.0, -0.0])
+    assert np.array_equal(zeros, [0.0, 0.0]) and list(np.signbit(zeros)) == [False, True]
+    tiny = np.concatenate([[fi.smallest_subnormal, fi.tiny / 3],
+                           np.geomspace(fi.tiny, 1e-9 if dtype == np.float64 else 1e-4, 1001)])
+    tiny = tiny.astype(dtype)
+    assert np.array_equal(va(tiny), tiny) and np.array_equal(va(-tiny), -tiny)
+    assert np.array_equal(va([1.0, -1.0]), [np.inf, -np.inf])
+    inside = np.nextafter(dtype(1.0), dtype(0.0))
+    near = va([inside, -inside])
+    ref = np.arctanh(np.float64(inside))            # 18.71 (float64), 8.66 (float32)
+    assert np.all(np.isfinite(near)) and np.allclose(near, [ref, -ref], rtol=2 * fi.eps, atol=0)
+    bad = [np.nan, -np.nan, 1.0 + fi.eps, -1.0 - fi.eps, 1.5, -2.0, 1e30, fi.max, np.inf, -np.inf]
+    assert np.all(np.isnan(va(bad)))
+
+
+def _assert_packed_no_libm(loop, what):
+    """loop(u, m, out) compiled for both dtypes has packed divisions and fused multiply-adds on
+    ymm/zmm registers and no call to libm's atanh or log."""
+    for dtype, sfx in ((np.float64, "pd"), (np.float32, "ps")):
+        u = np.full(64, 0.5, dtype)
+        loop(u, u * 0, np.empty_like(u))
+        sig = [sg for sg in loop.signatures if np.dtype(str(sg[0].dtype)) == dtype][0]
+        asm = loop.inspect_asm(sig)
+        for op in ("div", r"fn?m(?:add|sub)\d+"):
+            assert re.search(rf"\bv{op}{sfx}\s[^\n]*%[yz]mm", asm), \
+                f"{what} {dtype.__name__}: no packed v{op}{sfx} on ymm/zmm (not vectorized)"
+        assert not re.search(r"\$(?:atanh|log1p|log)f?\b", asm), \
+            f"{what} {dtype.__name__}: the loop calls libm"
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 assembly")
+def test_vatanh_vectorizes():
+    """A loop over vatanh (as DTP's: wide_vectors, a difference of two) compiles to packed
+    divisions and fused multiply-adds on ymm/zmm registers, with no call to libm's atanh or log
+    (read the assembly: inspect_asm)."""
+    @njit(error_model="numpy", fastmath=numba_math.CONTRACT)
+    def loop(u, m, out):
+        numba_math.wide_vectors()
+        for i in range(u.size):
+            out[i] = numba_math.vatanh(u[i] + m[i]) - numba_math.vatanh(u[i])
+
+    _assert_packed_no_libm(loop, "vatanh")
+
+
+def _vlogit_sweep(dtype):
+    """Dense (0, 1) and its mirror 1 - v: a grid, tiny and subnormal values, every float within
+    500 ulps of each switch of k ((1 - v)/v = 0.9 2^k) and of the rescaling of tiny v
+    (2^-600 / 2^-60), and of 1/2, 1/4, 0 and 1."""
+    fi = np.finfo(dtype)
+    kmax = 1020 if dtype == np.float64 else 126
+    y0 = 1.0 / (1.0 + 0.9 * 2.0 ** np.arange(0, kmax))
+    y0 = y0[y0 > 2 * fi.tiny]
+    tiny = 2.0 ** -600 if dtype == np.float64 else 2.0 ** -60
+    points = np.concatenate([y0, 1 - y0[y0 > fi.epsneg], [tiny, 0.5, 0.25, 0.75, 1e-3,
+                                                           1 - 1e-3, fi.tiny]])
+    x = np.concatenate([np.linspace(0.0, 1.0, 400_001)[1:-1],
+                        np.geomspace(fi.smallest_subnormal, 0.5, 20_001),
+                        1.0 - np.geomspace(fi.epsneg, 0.5, 20_001),
+                        0.5 + np.geomspace(1e-20, 0.25, 10_001),
+                        0.5 - np.geomspace(1e-20, 0.25, 10_001)]).astype(dtype)
+    below_one = np.nextafter(dtype(1.0), dtype(0.0))
+    x = np.concatenate([x, _around(points, dtype, 500), _around([below_one], dtype, 2000),
+                        _around([fi.smallest_subnormal * 600], dtype, 500)])
+    return x[(x > 0) & (x < 1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vlogit_accuracy(dtype):
+    """Max error <= 2 ulp (measured 1.40 float64 / 1.42 float32, scripts/check_atanh.py
+    --logit) over a dense sweep of (0, 1) and its mirror, tiny and subnormal values, near 1 and
+    1/2, and every float within 500 ulps of each switch of the method; the reference is
+    log(v) - log1p(-v) in long double / float64 (no cancellation there), or 2 atanh(2v - 1)
+    (exact argument) for |v - 1/2| < 1/4."""
+    x = _vlogit_sweep(dtype)
+    comp = numba_math.vlogit_array(x, np.empty_like(x))
+    assert comp.dtype == np.dtype(dtype)
+    if dtype == np.float64 and np.finfo(np.longdouble).nmant < 63:
+        pytest.skip("needs an 80-bit long double reference")
+    xl = x.astype(np.longdouble if dtype == np.float64 else np.float64)
+    mid = np.abs(xl - 0.5) < 0.25
+    ref = np.log(xl) - np.log1p(-xl)
+    ref[mid] = 2 * np.arctanh(2 * xl[mid] - 1)
+    _, e = np.frexp(np.abs(ref))
+    e = np.maximum(e, np.finfo(dtype).minexp + 1)
+    ulp = np.ldexp(np.ones_like(ref), e - np.finfo(dtype).nmant - 1)
+    err = np.abs(comp.astype(ref.dtype) - ref) / ulp
+    i = np.argmax(err)
+    assert err[i] <= 2.0, f"max error {err[i]:.3f} ulp at v = {x[i]!r}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vlogit_special_values(dtype):
+    """logit(1 - v) = -logit(v) where 1 - v is exact (v >= 1/2: the same bits), logit(1/2) = +0,
+    -inf at 0 (and -0), inf at 1, finite and right just inside 0 and 1, NaN outside [0, 1]
+    (+-inf included) and for NaN; logit(v) = log(v) for tiny and subnormal v (to 1 ulp)."""
+    def vl(values):
+        v = np.asarray(values, dtype)
+        return numba_math.vlogit_array(v, np.empty_like(v))
+    fi = np.finfo(dtype)
+    x = _vlogit_sweep(dtype)
+    hi = x[x >= 0.5]
+    assert np.array_equal(vl(1 - hi), -vl(hi))
+    half = vl([0.5])
+    assert half[0] == 0.0 and not np.signbit(half[0])
+    assert np.array_equal(vl([0.0, -0.0, 1.0]), [-np.inf, -np.inf, np.inf])
+    inside = np.array([fi.smallest_subnormal, np.nextafter(dtype(1.0), dtype(0.0))], dtype)
+    ref = np.log(inside.astype(np.float64)) - np.log1p(-inside.astype(np.float64))
+    assert np.all(np.isfinite(vl(inside))) and np.allclose(vl(inside), ref, rtol=2 * fi.eps,
+                                                           atol=0)
+    tiny = np.geomspace(fi.smallest_subnormal, 1e-20 if dtype == np.float64 else 1e-9,
+                        2001).astype(dtype)
+    ref = np.log(tiny.astype(np.float64))
+    assert np.allclose(vl(tiny), ref, rtol=fi.eps, atol=0)
+    bad = [np.nan, -np.nan, -fi.smallest_subnormal, -0.5, 1.0 + fi.eps, 2.0, fi.max, np.inf,
+           -np.inf]
+    assert np.all(np.isnan(vl(bad)))
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 assembly")
+def test_vlogit_vectorizes():
+    """A loop over vlogit (as DTP's sigmoid branch: a difference of two) compiles to packed
+    divisions and fused multiply-adds on ymm/zmm registers, with no call to libm's log or
+    log1p."""
+    @njit(error_model="numpy", fastmath=numba_math.CONTRACT)
+    def loop(u, m, out):
+        numba_math.wide_vectors()
+        for i in range(u.size):
+            out[i] = numba_math.vlogit(u[i] + m[i]) - numba_math.vlogit(u[i])
+
+    _assert_packed_no_libm(loop, "vlogit")
 
 # ----------------------------------------------------------------------------------------------
 # every oracle: method x update x activation x loss x dtype

@@ -31,9 +31,11 @@ What differs from the reference, by design (speed), and why equality still holds
    Without this, TP's displacements (scaled by gamma_h = 1e-4 on MNIST and decaying in t) and
    BP's vanishing float32 gradients run 2-9x slower unless the process flushes to zero.
 4. tanh is ``numba_math.vtanh`` (vectorizable, < 2 ulp: measured 1.71 float64, 1.29 float32)
-   instead of libm's scalar tanh. Numba's disk cache keys a kernel on this file only: a
-   change to vtanh must come with a change here (or a cleared __pycache__), or the kernels
-   keep the old vtanh inlined.
+   instead of libm's scalar tanh, and DTP's inverses are ``numba_math.vatanh`` and
+   ``vlogit`` (vectorizable, < 2 ulp: measured 1.37 / 1.40 float64, 1.39 / 1.42 float32)
+   instead of libm's atanh, log and log1p. Numba's disk cache keys a kernel on this file only:
+   a change to vtanh, vatanh or vlogit must come with a change here (or a cleared
+   __pycache__), or the kernels keep the old version inlined.
 5. Parameter directions are made block by block inside the backward kernels,
    Delta (rows, p)^T @ [h_{t-1} | x_t | 1] over config.PRODUCT_BLOCK_ROWS rows (time steps x
    batch) while the block's deltas are in cache, instead of T products of B rows; no
@@ -57,7 +59,7 @@ from ..config import BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS
 from ..methods.inverse import factor_regularized_gram
 from ..methods.reference import output_backward
 from . import workspace
-from .numba_math import CONTRACT, vtanh, wide_vectors
+from .numba_math import CONTRACT, vatanh, vlogit, vtanh, wide_vectors
 
 __all__ = ["rnn_forward", "output_backward", "transition_backward", "regularized_pinv_map",
            "propagate_displacements", "rnn_oracle", "blas_threads"]
@@ -492,7 +494,8 @@ def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
     -----
     Difference TP, Sec. 2.2: f^{-1}(h_t + lam_t) - f^{-1}(h_t) with the regularized inverse;
     the affine terms W_xh x_t + b_h cancel before the product (module docstring, point 2).
-    a^{-1} is atanh, or log(v) - log1p(-v) for the sigmoid, as in the reference.
+    a^{-1} is atanh, or log(v) - log1p(-v) for the sigmoid, as in the reference, computed by
+    ``numba_math.vatanh`` / ``vlogit`` (vectorizable; point 4 of the module docstring).
     """
     wide_vectors()                                        # point 7 of the module docstring
     T = hidden.shape[0] - 1
@@ -506,9 +509,9 @@ def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
                 v1 = min(max(h[b, i] + m[b, i], lo), hi)
                 v0 = min(max(h[b, i], lo), hi)
                 if sigmoid:
-                    z[b, i] = (np.log(v1) - np.log1p(-v1)) - (np.log(v0) - np.log1p(-v0))
+                    z[b, i] = vlogit(v1) - vlogit(v0)
                 else:
-                    z[b, i] = np.arctanh(v1) - np.arctanh(v0)
+                    z[b, i] = vatanh(v1) - vatanh(v0)
         out = lam[t - 1]
         np.dot(z, P, out)
         for b in range(B):
