@@ -801,3 +801,19 @@ def test_oracle_calls_from_threads_do_not_share_buffers(pooled):
     for i, runs in enumerate(results):
         for lam in runs:
             np.testing.assert_array_equal(lam, expected[i])
+
+
+def test_kernels_calling_the_vector_math_contract_multiply_adds():
+    """vtanh, vatanh and vlogit are accurate as measured only with fused multiply-adds
+    (numba_math.CONTRACT): every Numba kernel that calls one is compiled with that flag."""
+    import inspect
+    from numba.core.registry import CPUDispatcher
+    callers = []
+    for name, obj in vars(numba_rnn).items():
+        if isinstance(obj, CPUDispatcher):
+            src = inspect.getsource(obj.py_func)
+            if any(f"{fn}(" in src for fn in ("vtanh", "vatanh", "vlogit")):
+                callers.append(name)
+                flags = set(obj.targetoptions.get("fastmath") or ())
+                assert numba_math.CONTRACT <= flags, f"{name} is compiled without fastmath=CONTRACT"
+    assert {"_forward_kernel", "_propagate_difference"} <= set(callers)

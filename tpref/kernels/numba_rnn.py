@@ -486,7 +486,7 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
             m[i] = s * m[i]                               # exact
 
 
-@njit(**_JIT)
+@njit(fastmath=CONTRACT, **_JIT)
 def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
     """lam[t-1] = [a^{-1}(pi(h_t + lam_t)) - a^{-1}(pi(h_t))] P for t = T..1.
 
