@@ -5,7 +5,8 @@ import pytest
 
 import tpref
 from tpref.config import GRU_PARAM_NAMES
-from tpref.kernels.numba_gru import gru_forward_numba
+from tpref.kernels import numba_gru, numba_math
+from tpref.kernels.numba_gru import gru_forward_kernel_vec, gru_forward_numba
 from tpref.methods.inverse import RegularizedInverseError
 from tpref.models.gru import gru_forward
 
@@ -55,7 +56,7 @@ def test_numba_equals_reference_float32(method, inverse, update):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("simd", [True, False])
 def test_all_forward_paths_equal_reference_long_sequence(simd, dtype):
-    """float64: NumPy-SIMD and jitted libm paths; float32: the rational-tanh kernel and libm."""
+    """The vectorized kernel (vtanh) and the plain jitted loop (libm's tanh), both dtypes."""
     params, x, _ = problem(T=200, B=3, d=1, p=8, seed=33, dtype=dtype)
     h_ref, c_ref = gru_forward(params, x)
     h, c = gru_forward_numba(params, x, simd=simd)
@@ -65,20 +66,45 @@ def test_all_forward_paths_equal_reference_long_sequence(simd, dtype):
         assert_close(c[name], c_ref[name], f"gate {name}", dtype)
 
 
-def test_tanh32_accuracy():
-    from tpref.kernels.numba_gru import _tanh32
-    import numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vectorized_forward_computes_vtanh(dtype):
+    """With W_h = 0 and b_h = 0 the kernel's gates are tanh of its inputs alone:
+    n = tanh(x_n) and r, z = (1 + tanh(x / 2)) / 2. They equal numba_math.vtanh bit for bit
+    (whose accuracy tests/test_numba_backend.py checks) and, in float32, are within 2 ulp of
+    tanh in float64 over a dense sweep of [-12, 12] (vtanh: 1.29 ulp; the rational tanh it
+    replaced was ~3 ulp)."""
+    T, B, p = 40, 50, 100
+    xproj = np.random.default_rng(36).uniform(-12, 12, size=(T, B, 3 * p)).astype(dtype)
+    xproj[:, :, 2 * p:] = np.linspace(-12, 12, T * B * p).reshape(T, B, p)
+    hidden = np.zeros((T + 1, B, p), dtype=dtype)
+    R, Z, N, G = (np.empty((T, B, p), dtype=dtype) for _ in range(4))
+    gru_forward_kernel_vec(xproj, np.zeros((p, 3 * p), dtype), np.zeros(3 * p, dtype), hidden,
+                           R, Z, N, G, dtype(1))
+    bits = lambda a: a.view(f"u{a.itemsize}")
+    vtanh = lambda u: numba_math.vtanh_array(np.ascontiguousarray(u), np.empty_like(u))
+    half = dtype(0.5)
+    assert np.array_equal(bits(N), bits(vtanh(xproj[:, :, 2 * p:])))
+    assert np.array_equal(bits(R), bits(half * (dtype(1) + vtanh(half * xproj[:, :, :p]))))
+    assert np.array_equal(bits(Z), bits(half * (dtype(1) + vtanh(half * xproj[:, :, p:2 * p]))))
+    if dtype == np.float32:
+        ref = np.tanh(xproj[:, :, 2 * p:].astype(np.float64))
+        _, e = np.frexp(np.abs(ref))
+        ulp = np.ldexp(1.0, e - 24)                               # float32 ulp of the result
+        assert np.max(np.abs(N - ref) / ulp) <= 2.0
 
-    @numba.njit
-    def apply(u):
-        out = np.empty_like(u)
-        for i in range(u.size):
-            out[i] = _tanh32(u[i])
-        return out
 
-    u = np.linspace(-12, 12, 200001).astype(np.float32)
-    err = np.abs(apply(u).astype(np.float64) - np.tanh(u.astype(np.float64)))
-    assert err.max() < 5e-7                                       # a few float32 ulps
+def test_kernels_calling_vtanh_contract_multiply_adds():
+    """vtanh is accurate as measured only with fused multiply-adds: every GRU kernel that calls
+    it is compiled with fastmath=CONTRACT (as tests/test_numba_backend.py checks numba_rnn's)."""
+    import inspect
+    from numba.core.registry import CPUDispatcher
+    callers = []
+    for name, obj in vars(numba_gru).items():
+        if isinstance(obj, CPUDispatcher) and "vtanh(" in inspect.getsource(obj.py_func):
+            callers.append(name)
+            flags = set(obj.targetoptions.get("fastmath") or ())
+            assert numba_math.CONTRACT <= flags, f"{name} is compiled without fastmath=CONTRACT"
+    assert "gru_forward_kernel_vec" in callers
 
 
 def test_reg_zero_per_gate_raises_exact_inverts_diag_z():

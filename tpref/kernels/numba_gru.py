@@ -30,6 +30,7 @@ import scipy.linalg
 from ..methods.inverse import RegularizedInverseError
 from ..methods.reference import output_backward
 from ..methods.reference_gru import gru_factors
+from .numba_math import CONTRACT, vtanh, wide_vectors
 
 # ----------------------------------------------------------------------------------------------
 # stacking: torch's layout, rows r, z, n
@@ -81,59 +82,37 @@ def _sigmoid(u):
     return 0.5 * (1.0 + np.tanh(0.5 * u))
 
 
-#: Rational approximation of tanh on [-C, C] (C = 7.9053111...; tanh(C) rounds to 1 in float32):
-#: tanh(u) ~ u P(u^2) / Q(u^2), the minimax form Eigen uses for float32 (coefficients are
-#: facts). Measured max abs error vs float64 tanh: 2.6e-7 (~3 float32 ulps). Branch-free, so
-#: LLVM vectorizes it; used only by the float32 forward kernel (float64 keeps exact tanh).
-TANH32_CLAMP = 7.90531110763549805
-TANH32_P = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
-            5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
-            -2.76076847742355e-16)
-TANH32_Q = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
-            1.19825839466702e-06)
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _tanh32(u):
-    """tanh(u) for float32 u by the rational approximation TANH32_P / TANH32_Q."""
-    c = np.float32(TANH32_CLAMP)
-    u = min(max(u, -c), c)
-    u2 = u * u
-    p = np.float32(TANH32_P[6])
-    p = p * u2 + np.float32(TANH32_P[5])
-    p = p * u2 + np.float32(TANH32_P[4])
-    p = p * u2 + np.float32(TANH32_P[3])
-    p = p * u2 + np.float32(TANH32_P[2])
-    p = p * u2 + np.float32(TANH32_P[1])
-    p = p * u2 + np.float32(TANH32_P[0])
-    q = np.float32(TANH32_Q[3])
-    q = q * u2 + np.float32(TANH32_Q[2])
-    q = q * u2 + np.float32(TANH32_Q[1])
-    q = q * u2 + np.float32(TANH32_Q[0])
-    return u * p / q
-
-
-@numba.njit(cache=True, error_model="numpy")
-def gru_forward_kernel_f32(xproj, WhT, bh, hidden, R, Z, N, G):
-    """Float32 twin of :func:`gru_forward_kernel` with the vectorizable :func:`_tanh32`."""
+@numba.njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+def gru_forward_kernel_vec(xproj, WhT, bh, hidden, R, Z, N, G, one):
+    """Vectorized twin of :func:`gru_forward_kernel` (same arguments, plus ``one``, a scalar of
+    the arrays' dtype so that float32 stays float32): tanh is ``numba_math.vtanh`` (< 2 ulp,
+    branch-free), so the fused elementwise loop compiles to SIMD code in both dtypes, on
+    512-bit registers where the CPU has them (``wide_vectors``). Compiled with
+    ``fastmath=CONTRACT`` (fused multiply-adds), which vtanh's accuracy assumes.
+    """
+    wide_vectors()
     T, B, _ = xproj.shape
     p = WhT.shape[0]
-    half = np.float32(0.5)
-    one = np.float32(1.0)
+    half = one / (one + one)
+    b_r, b_z, b_n = bh[:p], bh[p:2 * p], bh[2 * p:]
     for t in range(1, T + 1):
         s = t - 1
         hp = np.dot(hidden[s], WhT)                               # (B, 3p)
         for b in range(B):
+            x_r, x_z, x_n = xproj[s, b, :p], xproj[s, b, p:2 * p], xproj[s, b, 2 * p:]
+            h_r, h_z, h_n = hp[b, :p], hp[b, p:2 * p], hp[b, 2 * p:]
+            r_row, z_row, n_row, g_row = R[s, b], Z[s, b], N[s, b], G[s, b]
+            prev, h_row = hidden[s, b], hidden[t, b]
             for i in range(p):
-                r = half * (one + _tanh32(half * (xproj[s, b, i] + (hp[b, i] + bh[i]))))
-                z = half * (one + _tanh32(half * (xproj[s, b, p + i] + (hp[b, p + i] + bh[p + i]))))
-                g = hp[b, 2 * p + i] + bh[2 * p + i]
-                n = _tanh32(xproj[s, b, 2 * p + i] + r * g)
-                hidden[t, b, i] = n + z * (hidden[s, b, i] - n)
-                R[s, b, i] = r
-                Z[s, b, i] = z
-                N[s, b, i] = n
-                G[s, b, i] = g
+                r = half * (one + vtanh(half * (x_r[i] + (h_r[i] + b_r[i]))))
+                z = half * (one + vtanh(half * (x_z[i] + (h_z[i] + b_z[i]))))
+                g = h_n[i] + b_n[i]
+                n = vtanh(x_n[i] + r * g)
+                h_row[i] = n + z * (prev[i] - n)                  # (1 - z) n + z h_{t-1}
+                r_row[i] = r
+                z_row[i] = z
+                n_row[i] = n
+                g_row[i] = g
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -301,12 +280,11 @@ def exact_kernel(Wh, hidden, R, Z, N, G, lam, reg):
 def gru_forward_numba(params, x, simd=True):
     """Fast twin of ``tpref.models.gru.gru_forward``: (hidden, cache).
 
-    ``simd=True`` (default) picks the fast path per dtype: float32 runs the fused jitted loop
-    :func:`gru_forward_kernel_f32` (vectorized rational tanh, ~3 ulp); float64 runs the
-    per-step elementwise work as stacked NumPy ufuncs, whose tanh is SIMD (this numba build has
-    no SVML, so a jitted loop calls libm's tanh once per element). ``simd=False`` runs the plain
-    jitted loop :func:`gru_forward_kernel` with libm's tanh for both dtypes. All give the
-    reference's values to rounding (tests/test_gru_numba.py).
+    ``simd=True`` (default) runs the fused jitted loop :func:`gru_forward_kernel_vec` (tanh by
+    ``numba_math.vtanh``, < 2 ulp, vectorized) in the arrays' dtype. ``simd=False`` runs the
+    plain jitted loop :func:`gru_forward_kernel` with libm's scalar tanh (this numba build has
+    no SVML), the straightforward twin. Both give the reference's values to rounding
+    (tests/test_gru_numba.py).
     """
     Wx, Wh, bx, bh = stack_gru(params)
     T, B, d = x.shape
@@ -315,35 +293,12 @@ def gru_forward_numba(params, x, simd=True):
     xproj = (x.reshape(T * B, d) @ Wx.T + bx).reshape(T, B, 3 * p)    # (T, B, 3p)
     hidden = np.zeros((T + 1, B, p), dtype=dt)
     WhT = np.ascontiguousarray(Wh.T)                                  # (p, 3p)
-    if not simd or dt == np.float32:
-        cache = {name: np.empty((T, B, p), dtype=dt) for name in ("r", "z", "n", "g")}
-        kernel = gru_forward_kernel_f32 if (simd and dt == np.float32) else gru_forward_kernel
-        kernel(xproj, WhT, bh, hidden, cache["r"], cache["z"], cache["n"], cache["g"])
-        return hidden, cache
-    RZ = np.empty((T, B, 2 * p), dtype=dt)                            # r, z side by side
-    N = np.empty((T, B, p), dtype=dt)
-    G = np.empty((T, B, p), dtype=dt)
-    xproj[:, :, :2 * p] += bh[:2 * p]                                 # both r, z biases
-    half = dt.type(0.5)
-    for s in range(T):
-        hp = hidden[s] @ WhT                                          # (B, 3p)
-        a = RZ[s]
-        np.add(xproj[s, :, :2 * p], hp[:, :2 * p], out=a)
-        a *= half
-        np.tanh(a, out=a)
-        a += 1.0
-        a *= half                                                     # sigma = (1 + tanh(u/2)) / 2
-        np.add(hp[:, 2 * p:], bh[2 * p:], out=G[s])                   # g = W_hn h + b_hn
-        n = N[s]
-        np.multiply(a[:, :p], G[s], out=n)
-        n += xproj[s, :, 2 * p:]
-        np.tanh(n, out=n)
-        h = hidden[s + 1]
-        np.subtract(hidden[s], n, out=h)
-        h *= a[:, p:]
-        h += n                                                        # h = n + z (h_{t-1} - n)
-    cache = {"r": np.ascontiguousarray(RZ[:, :, :p]), "z": np.ascontiguousarray(RZ[:, :, p:]),
-             "n": N, "g": G}
+    cache = {name: np.empty((T, B, p), dtype=dt) for name in ("r", "z", "n", "g")}
+    gates = (cache["r"], cache["z"], cache["n"], cache["g"])
+    if simd:
+        gru_forward_kernel_vec(xproj, WhT, bh, hidden, *gates, dt.type(1))
+    else:
+        gru_forward_kernel(xproj, WhT, bh, hidden, *gates)
     return hidden, cache
 
 
