@@ -5,8 +5,13 @@ Same formulas, same loops over time, arranged for speed on one core:
 - the three gates are stacked in torch's order (r, z, n), so each time step does one
   (B, p) x (p, 3p) product forward and one (B, 3p) x (3p, p) product backward (BLAS via
   ``np.dot`` inside the jitted loops), and the elementwise work is a fused loop;
-- the input projections x_t W_x*^T of all steps are one GEMM before the loop, and the
-  weight gradients sum_t delta_t^T h_{t-1} are one GEMM after it, over all T * B rows;
+- the forward (:func:`gru_forward_kernel_vec`) is one fused loop per step: the input term
+  x_t W_x^T + b_x as a loop over d (small), one product with Wh^T, and the elementwise gates
+  with ``numba_math.vtanh`` (vectorizable, < 2 ulp; its accuracy assumes the kernel's
+  ``fastmath=CONTRACT``). Numba's disk cache keys a kernel on this file only: a change to vtanh
+  must come with a change here (or a cleared __pycache__), or the kernel keeps the old one;
+- the weight gradients sum_t delta_t^T h_{t-1} are one GEMM after the backward loop, over all
+  T * B rows;
 - the per-gate inverse uses the explicit p x p matrices P_* = (W_h*^T W_h* + r I)^{-1} W_h*^T,
   obtained once per call from the same Cholesky factors as the reference, stacked so that one
   (B, 3p) x (3p, p) product applies all three per step.
@@ -83,23 +88,42 @@ def _sigmoid(u):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=CONTRACT)
-def gru_forward_kernel_vec(xproj, WhT, bh, hidden, R, Z, N, G, one):
-    """Vectorized twin of :func:`gru_forward_kernel` (same arguments, plus ``one``, a scalar of
-    the arrays' dtype so that float32 stays float32): tanh is ``numba_math.vtanh`` (< 2 ulp,
+def gru_forward_kernel_vec(x, WxT, bx, WhT, bh, hidden, R, Z, N, G, one):
+    """Vectorized GRU forward loop: fills hidden (T+1, B, p) and the gates R, Z, N, G (T, B, p),
+    the formulas of :func:`gru_forward_kernel`.
+
+    x (T, B, d); WxT (d, 3p) = Wx^T; bx (3p,); WhT (p, 3p) = Wh^T; bh (3p,); ``one`` a scalar
+    of the arrays' dtype (float32 stays float32). tanh is ``numba_math.vtanh`` (< 2 ulp,
     branch-free), so the fused elementwise loop compiles to SIMD code in both dtypes, on
-    512-bit registers where the CPU has them (``wide_vectors``). Compiled with
-    ``fastmath=CONTRACT`` (fused multiply-adds), which vtanh's accuracy assumes.
+    512-bit registers where the CPU has them (``wide_vectors``); compiled with
+    ``fastmath=CONTRACT`` (fused multiply-adds), which vtanh's accuracy assumes. The input
+    term x_t Wx^T + bx is made per step as a loop over d (small: 1 on FashionMNIST), not one
+    (T B, d) x (d, 3p) NumPy product before the loop, which cost more than this whole kernel.
     """
     wide_vectors()
-    T, B, _ = xproj.shape
+    T, B, d = x.shape
     p = WhT.shape[0]
     half = one / (one + one)
     b_r, b_z, b_n = bh[:p], bh[p:2 * p], bh[2 * p:]
+    xs = np.empty((B, 3 * p), dtype=hidden.dtype)                 # x_t Wx^T + bx
     for t in range(1, T + 1):
         s = t - 1
+        for b in range(B):
+            row = xs[b]
+            x0 = x[s, b, 0]
+            w0 = WxT[0]
+            for j in range(3 * p):
+                row[j] = x0 * w0[j]
+            for k in range(1, d):
+                xk = x[s, b, k]
+                wk = WxT[k]
+                for j in range(3 * p):
+                    row[j] += xk * wk[j]
+            for j in range(3 * p):
+                row[j] += bx[j]
         hp = np.dot(hidden[s], WhT)                               # (B, 3p)
         for b in range(B):
-            x_r, x_z, x_n = xproj[s, b, :p], xproj[s, b, p:2 * p], xproj[s, b, 2 * p:]
+            x_r, x_z, x_n = xs[b, :p], xs[b, p:2 * p], xs[b, 2 * p:]
             h_r, h_z, h_n = hp[b, :p], hp[b, p:2 * p], hp[b, 2 * p:]
             r_row, z_row, n_row, g_row = R[s, b], Z[s, b], N[s, b], G[s, b]
             prev, h_row = hidden[s, b], hidden[t, b]
@@ -290,14 +314,15 @@ def gru_forward_numba(params, x, simd=True):
     T, B, d = x.shape
     p = Wh.shape[1]
     dt = Wh.dtype
-    xproj = (x.reshape(T * B, d) @ Wx.T + bx).reshape(T, B, 3 * p)    # (T, B, 3p)
     hidden = np.zeros((T + 1, B, p), dtype=dt)
     WhT = np.ascontiguousarray(Wh.T)                                  # (p, 3p)
     cache = {name: np.empty((T, B, p), dtype=dt) for name in ("r", "z", "n", "g")}
     gates = (cache["r"], cache["z"], cache["n"], cache["g"])
     if simd:
-        gru_forward_kernel_vec(xproj, WhT, bh, hidden, *gates, dt.type(1))
+        gru_forward_kernel_vec(np.ascontiguousarray(x, dtype=dt), np.ascontiguousarray(Wx.T),
+                               bx, WhT, bh, hidden, *gates, dt.type(1))
     else:
+        xproj = (x.reshape(T * B, d) @ Wx.T + bx).reshape(T, B, 3 * p)    # (T, B, 3p)
         gru_forward_kernel(xproj, WhT, bh, hidden, *gates)
     return hidden, cache
 
