@@ -14,6 +14,7 @@ compared with the last commit's (config's tolerance policy). On a loaded machine
 """
 
 import argparse
+import contextlib
 import importlib
 import os
 import subprocess
@@ -36,6 +37,18 @@ def export(commit, dest):
     return name
 
 
+@contextlib.contextmanager
+def exported(commits):
+    """{commit: its tpref package, exported and imported under its own name} for a with-block
+    (a temporary folder on sys.path while it lasts)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.path.insert(0, tmp)
+        try:
+            yield {c: importlib.import_module(export(c, tmp)) for c in commits}
+        finally:
+            sys.path.remove(tmp)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("commits", nargs="+")
@@ -48,9 +61,7 @@ def main(argv=None):
     from tpref import bench
     from tpref.testing import assert_close
     bench.set_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        sys.path.insert(0, tmp)
-        mods = {c: importlib.import_module(export(c, tmp)) for c in args.commits}
+    with exported(args.commits) as mods:
         for dt in map(np.dtype, args.dtypes.split(",")):
             cfg = dict(bench.CONFIGS["mnist"], T=args.T, p=args.p)
             params, x, y = bench.make_problem(cfg, dt)

@@ -16,16 +16,14 @@ makes DTP differ between correct versions by more than config's tolerance).
 """
 
 import argparse
-import importlib
 import os
 import sys
-import tempfile
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ab_commits import export  # noqa: E402
+from ab_commits import exported  # noqa: E402
 
 
 def _errors(mods, commits, params, x, y, dkw):
@@ -62,9 +60,7 @@ def main(argv=None):
     sys.path.insert(0, ROOT)
     from tpref import bench
     bench.set_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        sys.path.insert(0, tmp)
-        mods = {c: importlib.import_module(export(c, tmp)) for c in args.commits}
+    with exported(args.commits) as mods:
         for dt in map(np.dtype, args.dtypes.split(",")):
             cfg = bench.CONFIGS["mnist"]
             params, x, y = bench.make_problem(cfg, dt)

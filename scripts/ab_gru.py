@@ -17,7 +17,6 @@ import argparse
 import importlib
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -25,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from ab_commits import export  # noqa: E402
+from ab_commits import exported  # noqa: E402
 
 
 def main(argv=None):
@@ -41,9 +40,7 @@ def main(argv=None):
     from tpref import bench
     from tpref.testing import assert_close
     bench.set_threads(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        sys.path.insert(0, tmp)
-        mods = {c: importlib.import_module(export(c, tmp)) for c in args.commits}
+    with exported(args.commits) as mods:
         for dt in map(np.dtype, args.dtypes.split(",")):
             rng = np.random.default_rng(1)
             params = mods[args.commits[-1]].init_gru(1, args.p, 10, seed=0, dtype=dt)
