@@ -1,6 +1,7 @@
 """Fast twins of the NumPy reference (tpref.methods.reference), one file per family.
 
-numba_math   vectorizable tanh for Numba kernels; wide_vectors (512-bit loops on AVX-512)
+numba_math   vectorizable tanh, atanh, logit for Numba kernels; wide_vectors (512-bit
+             loops on AVX-512)
 workspace    output buffers of the Numba oracles, reused once the caller drops a result
 numba_rnn    Numba CPU kernels of the simple-RNN oracles (``backend="numba"``)
 numba_gru    Numba CPU kernels of the GRU oracles (``cell="gru", backend="numba"``)
@@ -8,5 +9,6 @@ cuda_rnn     numba.cuda kernels of the simple-RNN "bp" and "tp" oracles (``backe
              one launch per time loop; usable where ``numba.cuda.is_available()`` (a GPU,
              or NUMBA_ENABLE_CUDASIM=1 for the simulator)
 
-Every function here is tested by equality with the reference, never on its own.
+Every kernel here is tested by equality with the reference, never on its own; the
+vector math of numba_math also against high-precision references (mpmath, long double).
 """
