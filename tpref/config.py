@@ -42,12 +42,17 @@ ATOL_SCALE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
 FLUSH_TINY = {np.dtype(np.float64): float(np.sqrt(np.finfo(np.float64).tiny)),
               np.dtype(np.float32): float(np.sqrt(np.finfo(np.float32).tiny))}
 
-#: Rows (time steps x batch) per block of TP's parameter products in the Numba backend:
-#: _tp_backward turns the deltas of PRODUCT_BLOCK_ROWS // B steps into the directions while
-#: they are in cache, instead of writing a (T, B, p) delta array and reading it back for one
-#: product over all steps. 512 rows of p = 100 are 200-400 KB (float32/64): L2-resident, and
-#: still a GEMM of inner dimension 512.
+#: Rows (time steps x batch) per block of the parameter products in the Numba backend: the
+#: backward kernels turn the deltas of a block of steps into the directions while they are in
+#: cache, instead of writing a (T, B, p) delta array and reading it back for one product over
+#: all steps. A block has at most PRODUCT_BLOCK_ROWS rows (512 rows of p = 100: 200-400 KB,
+#: L2-resident) and, where that still leaves PRODUCT_SMALL_MIN_ROWS rows or more, at most
+#: SMALL_GEMM_MNK // p^2: OpenBLAS's small-matrix GEMM kernels (SkylakeX and later) take
+#: products with M N K <= 1e6 without packing their operands, measured 1.3-1.5x the rate of
+#: the packed path at p = 100 (docs/benchmarks.md, fourth round).
 PRODUCT_BLOCK_ROWS = 512
+SMALL_GEMM_MNK = 10**6
+PRODUCT_SMALL_MIN_ROWS = 32
 
 #: Output buffers of the Numba oracles (tpref.kernels.workspace): arrays of at least
 #: WORKSPACE_MIN_BYTES are kept after a call and handed out again once no result refers to

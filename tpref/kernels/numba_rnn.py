@@ -55,7 +55,8 @@ import numpy as np
 import scipy.linalg
 from numba import njit
 
-from ..config import BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS
+from ..config import (BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS, PRODUCT_SMALL_MIN_ROWS,
+                      SMALL_GEMM_MNK)
 from ..methods.inverse import factor_regularized_gram
 from ..methods.reference import output_backward
 from . import workspace
@@ -300,9 +301,17 @@ def _transition_directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, sig
         t_hi = t_lo - 1
 
 
-def _chunk(T, B):
-    """Time steps per block of parameter products: config.PRODUCT_BLOCK_ROWS // B, in [1, T]."""
-    return max(1, min(T, PRODUCT_BLOCK_ROWS // B))
+def _chunk(T, B, p):
+    """Time steps per block of parameter products, in [1, T]: ``block_rows(p) // B``."""
+    return max(1, min(T, block_rows(p) // B))
+
+
+def block_rows(p):
+    """Rows (steps x batch) per block of parameter products: config.PRODUCT_BLOCK_ROWS, or
+    fewer, down to config.PRODUCT_SMALL_MIN_ROWS, so that the (p, rows) x (rows, p) product
+    stays under config.SMALL_GEMM_MNK (OpenBLAS's unpacked small-matrix kernels)."""
+    small = SMALL_GEMM_MNK // (p * p)
+    return min(PRODUCT_BLOCK_ROWS, small) if small >= PRODUCT_SMALL_MIN_ROWS else PRODUCT_BLOCK_ROWS
 
 
 def _zero_directions(p, d, dtype):
@@ -315,7 +324,7 @@ def _directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, activation, s)
     T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
     dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], hidden.dtype)
     _transition_directions(W_hh, hidden, x, grad_h, hidden.dtype.type(coef), g_T, through_time,
-                           activation == "sigmoid", _flush(hidden.dtype), _chunk(T, B),
+                           activation == "sigmoid", _flush(hidden.dtype), _chunk(T, B, p),
                            dW_hh, dW_xh, db_h)
     return {"W_hh": s * dW_hh, "W_xh": s * dW_xh, "b_h": s * db_h}    # exact: s power of two
 
@@ -610,7 +619,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 lam[T] = lam_T / s_run                             # exact
                 dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
                 _tp_backward(P, W_hh, hidden, x, lam, s_run, activation == "sigmoid", lo, hi,
-                             dtype.type(flush / s_run), through_time, _chunk(T, B),
+                             dtype.type(flush / s_run), through_time, _chunk(T, B, p),
                              dW_hh, dW_xh, db_h)
                 direction.update(W_hh=s_run * dW_hh, W_xh=s_run * dW_xh, b_h=s_run * db_h)
             else:
