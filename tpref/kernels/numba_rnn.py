@@ -60,6 +60,7 @@ from ..config import (BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS, PRODUCT_SMAL
 from ..methods.inverse import factor_regularized_gram
 from ..methods.reference import output_backward
 from . import workspace
+from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vatanh, vlogit, vtanh, wide_vectors
 
 __all__ = ["rnn_forward", "output_backward", "transition_backward", "regularized_pinv_map",
@@ -200,7 +201,7 @@ def rnn_forward(params, x, activation="tanh", out=None):
 
 
 @njit(**_JIT)
-def _block_products(delta, steps, hidden, x, t_lo, tmp_hh, tmp_xh, dW_hh, dW_xh, db_h):
+def _block_products(delta, steps, hidden, x, t_lo, dW_hh, dW_xh, db_h):
     """Add one block's parameter directions: Delta^T [H_prev | X | 1] over steps t_lo..t_hi.
 
     Parameters
@@ -209,26 +210,21 @@ def _block_products(delta, steps, hidden, x, t_lo, tmp_hh, tmp_xh, dW_hh, dW_xh,
         delta[t - t_lo] = dL/du_t (scaled) for the ``steps`` steps t = t_lo..t_lo + steps - 1.
     hidden : ndarray of shape (T+1, B, p)
     x : ndarray of shape (T, B, d)
-    tmp_hh, tmp_xh : ndarray of shape (p, p), (p, d), scratch
     dW_hh, dW_xh, db_h : ndarray of shape (p, p), (p, d), (p,), accumulated in place
 
     Notes
     -----
     The sums over t and b of Eq. (3) (TP) or of BPTT, regrouped by block: each block is one
-    GEMM of inner dimension steps * B, made while the block's deltas are in cache.
+    GEMM of inner dimension steps * B, made while the block's deltas are in cache, added
+    into the accumulators by BLAS itself (``numba_blas.add_tn_product``, beta = 1).
     """
     wide_vectors()                                        # point 7 of the module docstring
     B, p = delta.shape[1], delta.shape[2]
     d_in = x.shape[2]
     rows = steps * B
     D = delta[:steps].reshape(rows, p)                             # (rows, p) dL/du
-    np.dot(D.T, hidden[t_lo - 1:t_lo - 1 + steps].reshape(rows, p), tmp_hh)   # h_{t-1}
-    np.dot(D.T, x[t_lo - 1:t_lo - 1 + steps].reshape(rows, d_in), tmp_xh)     # x_t
-    for i in range(p):
-        for j in range(p):
-            dW_hh[i, j] += tmp_hh[i, j]
-        for j in range(d_in):
-            dW_xh[i, j] += tmp_xh[i, j]
+    add_tn_product(D, hidden[t_lo - 1:t_lo - 1 + steps].reshape(rows, p), dW_hh)   # h_{t-1}
+    add_tn_product(D, x[t_lo - 1:t_lo - 1 + steps].reshape(rows, d_in), dW_xh)     # x_t
     for r in range(rows):
         for i in range(p):
             db_h[i] += D[r, i]
@@ -271,8 +267,6 @@ def _transition_directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, sig
     explicit = grad_h.shape[0] > 0
     g = g_T.copy().reshape(n)                             # (B*p,) total dL/dh_t (scaled)
     delta = np.empty((chunk, B, p), hidden.dtype)         # (chunk, B, p) deltas of one block
-    tmp_hh = np.empty((p, p), hidden.dtype)
-    tmp_xh = np.empty((p, x.shape[2]), hidden.dtype)
     t_hi = T
     while t_hi >= 1:                                      # block of steps t_lo..t_hi
         t_lo = max(1, t_hi - chunk + 1)
@@ -296,8 +290,7 @@ def _transition_directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, sig
                 np.dot(delta[t - t_lo], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} via f_t
                 for i in range(n):                        # flush (branch-free select)
                     g[i] = g[i] * (abs(g[i]) >= flush)
-        _block_products(delta, t_hi - t_lo + 1, hidden, x, t_lo, tmp_hh, tmp_xh,
-                        dW_hh, dW_xh, db_h)
+        _block_products(delta, t_hi - t_lo + 1, hidden, x, t_lo, dW_hh, dW_xh, db_h)
         t_hi = t_lo - 1
 
 
@@ -438,8 +431,6 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
     z = np.empty(n, hidden.dtype)                         # (B*p,) (a^{-1})'(pi(h_t)) * mu_t
     g = np.zeros(n, hidden.dtype)                         # (B*p,) carried dL/dh_t (through time)
     delta = np.empty((chunk, B, p), hidden.dtype)         # (chunk, B, p) deltas of one block
-    tmp_hh = np.empty((p, p), hidden.dtype)
-    tmp_xh = np.empty((p, x.shape[2]), hidden.dtype)
     t_hi = T
     while t_hi >= 1:                                      # block of steps t_lo..t_hi
         t_lo = max(1, t_hi - chunk + 1)
@@ -486,8 +477,7 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
                 np.dot(delta[t - t_lo], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} via f_t
                 for i in range(n):
                     g[i] = g[i] * (abs(g[i]) >= flush)
-        _block_products(delta, t_hi - t_lo + 1, hidden, x, t_lo, tmp_hh, tmp_xh,
-                        dW_hh, dW_xh, db_h)
+        _block_products(delta, t_hi - t_lo + 1, hidden, x, t_lo, dW_hh, dW_xh, db_h)
         t_hi = t_lo - 1
     if s != one:
         m = mu[0].reshape(n)
