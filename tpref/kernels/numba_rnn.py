@@ -348,10 +348,20 @@ def regularized_pinv_map(W_hh, reg):
     """P = W_hh (W_hh^T W_hh + r I)^{-1} (p, p); z -> z P applies (W_hh^T W_hh + r I)^{-1} W_hh^T.
 
     The "encoding of the inverse" of Sec. 3, once per oracle call: one Cholesky factor
-    (``factor_regularized_gram``, with its RegularizedInverseError) and p triangular solves.
+    M = L L^T (``factor_regularized_gram``, with its RegularizedInverseError), the triangular
+    inverse L^{-1} (LAPACK trtri), and P^T = L^{-T} (L^{-1} W_hh^T) as two triangular products
+    (BLAS trmm). Same as ``cho_solve(factor, W_hh.T).T`` up to rounding, in ~0.7x its time at
+    p = 100: OpenBLAS's trsm with p right-hand sides runs at a fraction of trmm's rate.
     """
-    factor = factor_regularized_gram(W_hh, reg)                  # M = L L^T, M symmetric
-    return np.ascontiguousarray(scipy.linalg.cho_solve(factor, W_hh.T, check_finite=False).T)
+    c, lower = factor_regularized_gram(W_hh, reg)                # lower: L in c's lower part
+    trtri, = scipy.linalg.lapack.get_lapack_funcs(("trtri",), (c,))
+    trmm, = scipy.linalg.blas.get_blas_funcs(("trmm",), (c,))
+    L_inv, info = trtri(c, lower=1, overwrite_c=1)                # L^{-1}, lower part only
+    if info != 0:                                                 # not after a checked factor
+        raise np.linalg.LinAlgError(f"trtri returned info={info}")
+    Y = trmm(1.0, L_inv, W_hh.T, lower=1)                         # (p, p) L^{-1} W_hh^T
+    P_T = trmm(1.0, L_inv, Y, lower=1, trans_a=1, overwrite_b=1)  # (p, p) L^{-T} Y = P^T
+    return np.ascontiguousarray(P_T.T)                            # no copy: P_T is F-ordered
 
 
 @njit(**_JIT)
