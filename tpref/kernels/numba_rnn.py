@@ -191,7 +191,7 @@ def rnn_forward(params, x, activation="tanh", out=None):
     hidden = np.empty((T + 1, B, p), dtype=W_hh.dtype) if out is None else out   # (T+1, B, p)
     hidden[0] = 0.0                                              # h_0
     _forward_kernel(np.ascontiguousarray(x), np.ascontiguousarray(W_xh.T),
-                    np.ascontiguousarray(W_hh.T), np.ascontiguousarray(b_h), hidden,
+                    workspace.aligned(W_hh.T), np.ascontiguousarray(b_h), hidden,
                     activation == "sigmoid")
     return hidden
 
@@ -336,7 +336,7 @@ def transition_backward(params, x, hidden, grad_h, activation, through_time):
     s = _power_of_two_scale(grad_h[1:])
     g_T = np.zeros(hidden.shape[1:], dtype=hidden.dtype)
     with blas_threads():
-        return _directions(np.ascontiguousarray(params["W_hh"]), hidden, x, grad_h, 1.0 / s, g_T,
+        return _directions(workspace.aligned(params["W_hh"]), hidden, x, grad_h, 1.0 / s, g_T,
                            through_time, activation, s)
 
 
@@ -361,7 +361,7 @@ def regularized_pinv_map(W_hh, reg):
         raise np.linalg.LinAlgError(f"trtri returned info={info}")
     Y = trmm(1.0, L_inv, W_hh.T, lower=1)                         # (p, p) L^{-1} W_hh^T
     P_T = trmm(1.0, L_inv, Y, lower=1, trans_a=1, overwrite_b=1)  # (p, p) L^{-T} Y = P^T
-    return np.ascontiguousarray(P_T.T)                            # no copy: P_T is F-ordered
+    return workspace.aligned(P_T.T)                               # P_T is F-ordered
 
 
 @njit(**_JIT)
@@ -593,7 +593,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
     with blas_threads():
         hidden = rnn_forward(params, x, activation, out=hidden_out)   # (T+1, B, p)
         value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
-        W_hh = np.ascontiguousarray(params["W_hh"])          # (p, p), kernels want C order
+        W_hh = workspace.aligned(params["W_hh"])             # (p, p) C order, 64-byte aligned
         if method == "bp":
             # BPTT: grad_h is g_T at t = T and zero elsewhere (no explicit terms array)
             s = _power_of_two_scale(g_T)
