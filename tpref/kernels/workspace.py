@@ -32,21 +32,33 @@ from ..config import WORKSPACE_KEEP, WORKSPACE_MAX_BYTES, WORKSPACE_MIN_BYTES, W
 
 __all__ = ["empty", "clear", "kept_bytes", "aligned"]
 
+#: Byte boundary of every array made here (one cache line; one 512-bit vector).
+ALIGN = 64
+
 _LOCK = threading.Lock()
 _KEPT = collections.OrderedDict()          # (shape, dtype.str) -> list of ndarrays, oldest first
 
 
-def _unheld_count():
-    """sys.getrefcount of a list item that only the list refers to (2 on CPython 3.11)."""
-    probe = [np.empty(0)]
-    return sys.getrefcount(probe[0])
+def _unheld_counts():
+    """sys.getrefcount of a kept array (a list item) and of its memory's owner when nothing but
+    the list refers to them (2 and 3 on CPython 3.11)."""
+    probe = [_aligned_empty((1,), np.float64)]
+    return sys.getrefcount(probe[0]), sys.getrefcount(probe[0].base)
 
 
-_UNHELD = _unheld_count()
+def _aligned_empty(shape, dtype):
+    """np.empty(shape, dtype) whose data starts on an ALIGN-byte boundary: a view of a larger
+    uint8 array (its ``base``, which also becomes the ``base`` of every view of it)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.empty(nbytes + ALIGN, np.uint8)
+    start = -buf.ctypes.data % ALIGN
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def empty(shape, dtype):
-    """A C-contiguous uninitialized array of ``shape`` and ``dtype``, reused when free.
+    """A C-contiguous uninitialized array of ``shape`` and ``dtype``, ALIGN-byte aligned,
+    reused when free.
 
     Parameters
     ----------
@@ -63,16 +75,19 @@ def empty(shape, dtype):
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if not WORKSPACE_MIN_BYTES <= nbytes <= WORKSPACE_MAX_BYTES // WORKSPACE_KEEP:
-        return np.empty(shape, dtype)
+        return _aligned_empty(shape, dtype)
     key = (shape, dtype.str)
     with _LOCK:
         kept = _KEPT.pop(key, [])
         for i in range(len(kept)):
-            if sys.getrefcount(kept[i]) == _UNHELD:       # only `kept` refers to it
+            # free: only `kept` refers to the array, only the array to its memory's owner
+            # (a caller's view of it refers to the owner, NumPy collapsing view chains)
+            if (sys.getrefcount(kept[i]) == _UNHELD
+                    and sys.getrefcount(kept[i].base) == _UNHELD_BASE):
                 out = kept.pop(i)
                 break
         else:
-            out = np.empty(shape, dtype)
+            out = _aligned_empty(shape, dtype)
         kept.append(out)                                  # most recently handed out last
         del kept[:-WORKSPACE_KEEP]                        # forget the oldest (a caller holds it)
         _KEPT[key] = kept
@@ -97,10 +112,6 @@ def kept_bytes():
         return _kept_bytes()
 
 
-#: Byte boundary of ``aligned`` copies (one cache line; a 512-bit vector).
-ALIGN = 64
-
-
 def aligned(a):
     """``a`` if it is C-contiguous and starts on an ALIGN-byte boundary, else such a copy.
 
@@ -112,8 +123,9 @@ def aligned(a):
     """
     if a.flags.c_contiguous and a.ctypes.data % ALIGN == 0:
         return a
-    buf = np.empty(a.nbytes + ALIGN, np.uint8)
-    start = -buf.ctypes.data % ALIGN
-    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out = _aligned_empty(a.shape, a.dtype)
     out[...] = a
     return out
+
+
+_UNHELD, _UNHELD_BASE = _unheld_counts()
