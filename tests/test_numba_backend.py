@@ -492,6 +492,92 @@ def test_parameter_products_in_blocks(method, update, activation, rows, monkeypa
     compare_oracles(method, params, x, y, np.float64, **kw)
 
 
+@pytest.mark.parametrize("method, update", CASES)
+def test_parameter_products_in_small_gemm_blocks(method, update, monkeypatch):
+    """Blocks sized for OpenBLAS's small-matrix kernels (config.SMALL_GEMM_MNK // p^2 rows,
+    here scaled down to 8 rows = 2 steps of B = 4, T = 7 leaving a short last block) give
+    the reference's directions."""
+    monkeypatch.setattr(numba_rnn, "SMALL_GEMM_MNK", 6 * 6 * 8 + 5)
+    monkeypatch.setattr(numba_rnn, "PRODUCT_SMALL_MIN_ROWS", 4)
+    assert numba_rnn._chunk(7, 4, 6) == 2
+    params, x, y = make_case(T=7, B=4, d=3, p=6, k=3, loss="cross_entropy", dtype=np.float64,
+                             seed=12)
+    kw = dict(loss="cross_entropy", update=update)
+    if method != "bp":
+        kw.update(gamma_h=0.1, reg=0.5)
+    compare_oracles(method, params, x, y, np.float64, **kw)
+
+
+def test_block_rows_follow_the_small_gemm_bound():
+    """p = 100: blocks of 100 rows (100 * 100 * 100 = SMALL_GEMM_MNK); p = 128: 61; where that
+    leaves fewer than PRODUCT_SMALL_MIN_ROWS rows (p = 256), or more than PRODUCT_BLOCK_ROWS
+    (p = 32), the PRODUCT_BLOCK_ROWS blocks; steps per block never below 1 or above T."""
+    from tpref.config import PRODUCT_BLOCK_ROWS
+    assert numba_rnn.block_rows(100) == 100 and numba_rnn.block_rows(128) == 61
+    assert numba_rnn.block_rows(256) == PRODUCT_BLOCK_ROWS == numba_rnn.block_rows(32)
+    assert numba_rnn._chunk(784, 16, 100) == 6 and numba_rnn._chunk(784, 20, 100) == 5
+    assert numba_rnn._chunk(3, 16, 32) == 3 and numba_rnn._chunk(50, 200, 100) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("rows, p, q", [(96, 100, 100), (5, 3, 1), (7, 4, 6), (0, 3, 3)])
+def test_add_tn_product_equals_numpy(rows, p, q, dtype):
+    """numba_blas.add_tn_product(a, b, c) is c += a.T @ b (one GEMM with beta = 1)."""
+    from tpref.kernels.numba_blas import add_tn_product
+    rng = np.random.default_rng(rows + p + q)
+    a, b, c = (rng.normal(size=s).astype(dtype) for s in ((rows, p), (rows, q), (p, q)))
+    want = c.astype(np.float64) + a.T.astype(np.float64) @ b.astype(np.float64)
+    add_tn_product(a, b, c)
+    np.testing.assert_allclose(c, want, rtol=0, atol=50 * np.finfo(dtype).eps * max(rows, 1))
+    with pytest.raises(ValueError, match="expected a"):
+        add_tn_product(a, b, np.zeros((p + 1, q), dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_regularized_pinv_map_equals_cholesky_solve(dtype):
+    """P = W (W^T W + r I)^{-1} through the triangular inverse equals SciPy's cho_solve to
+    rounding, for a well and an ill-conditioned Gram matrix."""
+    import scipy.linalg
+    from tpref.methods.inverse import factor_regularized_gram
+    rng = np.random.default_rng(3)
+    for p, reg, scale in [(100, 1.0, 1.0), (7, 0.01, 1.0), (50, 1e-6, 3.0)]:
+        W = (scale * rng.normal(size=(p, p)) / np.sqrt(p)).astype(dtype)
+        want = scipy.linalg.cho_solve(factor_regularized_gram(W.astype(np.float64), reg),
+                                      W.T.astype(np.float64)).T
+        got = numba_rnn.regularized_pinv_map(W, reg)
+        assert got.dtype == dtype and got.flags.c_contiguous
+        cond = np.linalg.cond(W.T.astype(np.float64) @ W + reg * np.eye(p))
+        err = np.abs(got - want).max() / np.abs(want).max()
+        assert err < 10 * p * cond * np.finfo(dtype).eps, (p, reg, err)
+
+
+def test_matrices_and_outputs_are_64_byte_aligned():
+    """workspace.aligned returns an aligned array as is and copies a misaligned one; the
+    oracles' outputs (pooled or not) start on a 64-byte boundary."""
+    buf = np.zeros(8 * 101 + 64, np.uint8)
+    start = -buf.ctypes.data % 64 + 16
+    off = buf[start:start + 800].view(np.float64).reshape(10, 10)
+    off[...] = np.arange(100.0).reshape(10, 10)
+    copy = workspace.aligned(off)
+    assert copy is not off and copy.ctypes.data % 64 == 0 and copy.flags.c_contiguous
+    np.testing.assert_array_equal(copy, off)
+    assert workspace.aligned(copy) is copy
+    assert workspace.aligned(off.T).flags.c_contiguous
+    np.testing.assert_array_equal(workspace.aligned(off.T), off.T)
+    params, x, y = make_case(T=9, B=4, d=2, p=6, k=3, loss="cross_entropy", dtype=np.float64,
+                             seed=4)
+    for floor in (0, 2**40):                             # pooled, then plain allocations
+        workspace.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(workspace, "WORKSPACE_MIN_BYTES", floor)
+            for method in ("bp", "tp", "dtp"):
+                res = tpref.oracle(method, params, x, y, loss="cross_entropy", gamma_h=0.1,
+                                   reg=0.5)
+                for a in (res.hidden, res.displacements):
+                    assert a is None or a.ctypes.data % 64 == 0, method
+    workspace.clear()
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("method, update", [("tp", "local"), ("tp", "through_time"), ("bp", "local")])
 def test_denormal_prone(method, update, dtype):

@@ -2,7 +2,9 @@
 
 numba_math   vectorizable tanh, atanh, logit for Numba kernels; wide_vectors (512-bit
              loops on AVX-512)
-workspace    output buffers of the Numba oracles, reused once the caller drops a result
+numba_blas   c += a.T @ b as one BLAS call (beta = 1) inside Numba kernels
+workspace    output buffers of the Numba oracles (64-byte aligned), reused once the caller
+             drops a result; ``aligned`` copies
 numba_rnn    Numba CPU kernels of the simple-RNN oracles (``backend="numba"``)
 numba_gru    Numba CPU kernels of the GRU oracles (``cell="gru", backend="numba"``)
 cuda_rnn     numba.cuda kernels of the simple-RNN "bp" and "tp" oracles (``backend="cuda"``):

@@ -9,7 +9,9 @@ add is a tenth of the product's time.
 The call goes through the same entry point as Numba's own ``np.dot`` (``numba_xxgemm`` of
 Numba's helper library, which calls SciPy's ``cython_blas`` ?gemm), so kernels using it are
 cached on disk like any other (a ctypes function pointer would not be), and BLAS threads are
-controlled the same way (threadpoolctl on SciPy's OpenBLAS).
+controlled the same way (threadpoolctl on SciPy's OpenBLAS). As with ``numba_math``, Numba's
+disk cache keys a kernel on its own file: a change here is seen by cached ``numba_rnn``
+kernels only once numba_rnn.py changes or tpref/kernels/__pycache__ is cleared.
 """
 
 from llvmlite import ir

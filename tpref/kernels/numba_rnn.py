@@ -34,19 +34,24 @@ What differs from the reference, by design (speed), and why equality still holds
    instead of libm's scalar tanh, and DTP's inverses are ``numba_math.vatanh`` and
    ``vlogit`` (vectorizable, < 2 ulp: measured 1.37 / 1.40 float64, 1.39 / 1.42 float32)
    instead of libm's atanh, log and log1p. Numba's disk cache keys a kernel on this file only:
-   a change to vtanh, vatanh or vlogit must come with a change here (or a cleared
-   __pycache__), or the kernels keep the old version inlined.
+   a change to vtanh, vatanh, vlogit (or to ``numba_blas``) must come with a change here (or
+   a cleared __pycache__), or the kernels keep the old version inlined.
 5. Parameter directions are made block by block inside the backward kernels,
-   Delta (rows, p)^T @ [h_{t-1} | x_t | 1] over config.PRODUCT_BLOCK_ROWS rows (time steps x
-   batch) while the block's deltas are in cache, instead of T products of B rows; no
-   (T, B, p) delta array is written. The sums over t are regrouped by block (rounding only).
+   Delta (rows, p)^T @ [h_{t-1} | x_t | 1] over ``block_rows(p)`` rows (time steps x batch)
+   while the block's deltas are in cache, instead of T products of B rows; no (T, B, p)
+   delta array is written. Blocks are sized so that the product stays under
+   config.SMALL_GEMM_MNK (OpenBLAS's unpacked small-matrix kernels: 100 rows at p = 100), else
+   config.PRODUCT_BLOCK_ROWS, and each product is added into the accumulators by BLAS itself
+   (``numba_blas.add_tn_product``, beta = 1). The sums over t are regrouped (rounding only).
 6. All BLAS calls of one oracle call run with config.BLAS_THREADS threads (threadpoolctl).
 7. Every kernel calls ``numba_math.wide_vectors()``: its loops are vectorized with 512-bit
    registers on AVX-512 CPUs (LLVM's default there is 256), the same bits.
 8. ``rnn_oracle`` writes hidden states (and TP/DTP's displacements, one block for both) into
    ``workspace`` buffers: a result's memory is reused by a later call once the caller has
    dropped that result (never while the caller holds it or a view of it), so large outputs
-   are not page-faulted in at every iteration.
+   are not page-faulted in at every iteration. Those buffers, and the (p, p) matrices every
+   step multiplies by (W_hh, W_hh^T, P), start on 64-byte boundaries (``workspace.aligned``):
+   OpenBLAS's float64 small-matrix kernels lose ~10% on a misaligned (p, p) operand.
 
 Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hidden[0] = 0.
 """

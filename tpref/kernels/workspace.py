@@ -20,6 +20,13 @@ under config.WORKSPACE_MIN_BYTES or over WORKSPACE_MAX_BYTES / WORKSPACE_KEEP ar
 ``np.empty``. ``clear()`` gives the kept memory back.
 
 The contents of a buffer are whatever the previous call left: callers write every entry.
+
+Alignment. Every array made here starts on an ALIGN = 64-byte boundary (a view of a slightly
+larger uint8 array; NumPy's own allocations are only 16-byte aligned): a 512-bit load of a
+row then never straddles two cache lines, and ``aligned(a)`` gives the (p, p) matrices the
+kernels multiply by at every step the alignment OpenBLAS's float64 small-matrix kernels need
+(~10% per product otherwise). Because a view of such an array refers to the uint8 owner, not
+to the array, "held" means: the array or its owner has a reference besides ours.
 """
 
 import collections
