@@ -358,7 +358,7 @@ def regularized_pinv_map(W_hh, reg):
     (BLAS trmm). Same as ``cho_solve(factor, W_hh.T).T`` up to rounding, in ~0.7x its time at
     p = 100: OpenBLAS's trsm with p right-hand sides runs at a fraction of trmm's rate.
     """
-    c, lower = factor_regularized_gram(W_hh, reg)                # lower: L in c's lower part
+    c, _ = factor_regularized_gram(W_hh, reg)                    # L in c's lower part
     trtri, = scipy.linalg.lapack.get_lapack_funcs(("trtri",), (c,))
     trmm, = scipy.linalg.blas.get_blas_funcs(("trmm",), (c,))
     L_inv, info = trtri(c, lower=1, overwrite_c=1)                # L^{-1}, lower part only

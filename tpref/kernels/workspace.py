@@ -16,8 +16,8 @@ Up to config.WORKSPACE_KEEP buffers are kept per (shape, dtype) (two, so that
 ``res = oracle(...)`` in a loop, which holds the previous result during the call, alternates
 between two buffers) for the config.WORKSPACE_SHAPES most recent shapes, at most
 config.WORKSPACE_MAX_BYTES in all (least recently used shapes are forgotten first); arrays
-under config.WORKSPACE_MIN_BYTES or over WORKSPACE_MAX_BYTES / WORKSPACE_KEEP are plain
-``np.empty``. ``clear()`` gives the kept memory back.
+under config.WORKSPACE_MIN_BYTES or over WORKSPACE_MAX_BYTES / WORKSPACE_KEEP are new
+(aligned) arrays, not kept. ``clear()`` gives the kept memory back.
 
 The contents of a buffer are whatever the previous call left: callers write every entry.
 
@@ -48,7 +48,7 @@ _KEPT = collections.OrderedDict()          # (shape, dtype.str) -> list of ndarr
 
 def _unheld_counts():
     """sys.getrefcount of a kept array (a list item) and of its memory's owner when nothing but
-    the list refers to them (2 and 3 on CPython 3.11)."""
+    the list refers to them (2 each on CPython 3.11)."""
     probe = [_aligned_empty((1,), np.float64)]
     return sys.getrefcount(probe[0]), sys.getrefcount(probe[0].base)
 
