@@ -17,14 +17,29 @@ def test_bench_config_validates_and_times(dtype):
                              ftz=True, log=lambda *a: None)
     assert all(v["ok"] for v in res["check"].values()), res["check"]
     assert "tpref numba bp" in res["times"] and "tpref numba tp [ftz]" in res["times"]
+    assert "tpref numba tp+lam" in res["times"]
     for v in res["times"].values():
         assert v["wall"]["n"] >= 2 and v["wall"]["median"] > 0
     d = bench.derived(res)
     assert d["wall"]["tp_over_bp"] > 0 and d["cpu"]["tp_over_bp"] > 0
     assert d["cpu"]["tp / bp paired"] > 0 and d["cpu"]["torch nn.RNN / bp paired"] > 0
+    assert d["cpu"]["tp+lam / bp paired"] > 0 and d["cpu"]["tp+lam_over_bp"] > 0
     assert d["cpu"]["roofline_ms"] > 0 and d["cpu"]["gemm_gflops"] > 0
     assert bench.markdown({"gemm_gflops": {}, "configs": [dict(res, derived=d)], "sweep": []})
     json.dumps(res)                                     # serializable as written by run()
+
+
+def test_validate_checks_the_displacements_read_after_a_tp_call(monkeypatch):
+    """"tpref numba tp+lam" is checked on its displacements too: wrong ones fail the check
+    (and are then not timed) while the directions alone still pass."""
+    from tpref.kernels import numba_rnn
+    names = ["tpref numba tp", "tpref numba tp+lam"]
+    assert all(v["ok"] for v in bench.validate(TINY, np.float64, names).values())
+    right = numba_rnn.LinearizedTP.displacements
+    monkeypatch.setattr(numba_rnn.LinearizedTP, "displacements",
+                        lambda self: 1.001 * right(self))
+    check = bench.validate(TINY, np.float64, names)
+    assert check["tpref numba tp"]["ok"] and not check["tpref numba tp+lam"]["ok"]
 
 
 def test_cli_bench_writes_json_and_plot(tmp_path, monkeypatch):

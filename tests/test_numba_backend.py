@@ -24,7 +24,7 @@ import tpref
 
 from cases import random_targets
 from tpref import testing
-from tpref.config import F32_REF_FACTOR, RTOL
+from tpref.config import CLIP_EPS, F32_REF_FACTOR, RTOL
 from tpref.kernels import numba_math, numba_rnn, workspace
 from tpref.methods import reference
 
@@ -763,15 +763,50 @@ def test_batch_of_one_and_non_contiguous_params(method, update):
     compare_oracles(method, params, x, y, np.float64, **kw)
 
 
-@pytest.mark.parametrize("method", ["tp", "dtp"])
-def test_hidden_and_displacements_are_two_views_of_one_block(method):
-    """TP/DTP write both outputs into one (2, T+1, B, p) block: two C-contiguous views that
+def test_dtp_hidden_and_displacements_are_two_views_of_one_block():
+    """DTP writes both outputs into one (2, T+1, B, p) block: two C-contiguous views that
     never overlap."""
     params, x, y = make_case(7, 3, 2, 5, 3, "cross_entropy", np.float64, seed=11)
-    res = tpref.oracle(method, params, x, y, loss="cross_entropy", gamma_h=0.05, reg=0.5)
+    res = tpref.oracle("dtp", params, x, y, loss="cross_entropy", gamma_h=0.05, reg=0.5)
     assert res.hidden.base is not None and res.hidden.base is res.displacements.base
     assert not np.shares_memory(res.hidden, res.displacements)
     assert res.hidden.flags.c_contiguous and res.displacements.flags.c_contiguous
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("update", ["local", "through_time"])
+@pytest.mark.parametrize("scaled", [False, True], ids=["units_of_lam", "scaled"])
+def test_tp_displacements_read_later_are_the_fused_pass_bits(scaled, update, activation, dtype):
+    """numba "tp" carries its displacements through the fused pass without writing them and
+    computes them when first read (numba_rnn.LinearizedTP): the values, bit for bit, of the
+    same pass run with every displacement kept; the directions too. Read after other calls
+    have reused the workspace, they are still this call's."""
+    params, x, y = make_case(T=23, B=3, d=2, p=7, k=3, loss="cross_entropy", dtype=dtype,
+                             seed=13)
+    # scaled: lam_T so small that the pass runs in units of s < sqrt(FLUSH_TINY), not of lam
+    gamma_h = (1e-200 if dtype == np.float64 else 1e-30) if scaled else 0.05
+    kw = dict(loss="cross_entropy", gamma_h=gamma_h, reg=0.5, update=update,
+              activation=activation)
+    res = tpref.oracle("tp", params, x, y, **kw)
+    assert "displacements" not in res.__dict__ and "targets" not in res.__dict__
+    run = numba_rnn.LinearizedTP(
+        numba_rnn.regularized_pinv_map(params["W_hh"], 0.5), res.hidden,
+        -dtype(gamma_h) * reference.output_backward(params, res.hidden[-1], y,
+                                                    "cross_entropy")[3],
+        activation, CLIP_EPS)
+    direction, lam = run.fused(workspace.aligned(params["W_hh"]), x, update == "through_time",
+                               keep=True)
+    lam = lam.copy()
+    assert np.any(lam[0] != 0)                            # the recursion reached t = 0
+    for seed in (1, 2, 3):                                # the workspace goes round
+        tpref.oracle("tp", *make_case(23, 3, 2, 7, 3, "cross_entropy", dtype, seed), **kw)
+    got = res.displacements
+    assert got.dtype == dtype and got.shape == res.hidden.shape
+    np.testing.assert_array_equal(got, lam)
+    assert res.displacements is got and np.array_equal(res.targets, res.hidden + got)
+    for name in direction:
+        np.testing.assert_array_equal(res.direction[name], direction[name])
 
 
 @pytest.fixture
@@ -833,11 +868,35 @@ def test_workspace_recycles_dropped_results(pooled, method):
         res = tpref.oracle(method, params, x, y, **kw)
         pointers.append(_data_pointer(res.hidden))
     assert len(set(pointers)) == 2 and pointers[0::2] == [pointers[0]] * 3
-    block_bytes = res.hidden.nbytes * (1 if method == "bp" else 2)   # TP: (2, T+1, B, p)
-    assert workspace.kept_bytes() == 2 * block_bytes
+    assert workspace.kept_bytes() == 2 * res.hidden.nbytes    # TP: no displacements written
     del res
     workspace.clear()
     assert workspace.kept_bytes() == 0
+
+
+def test_workspace_recycles_tp_displacements_read_in_a_loop(pooled, monkeypatch):
+    """Reading every TP result's displacements in a ``res = oracle(...)`` loop allocates no
+    new (T+1, B, p) array after the first two iterations: the displacements and the hidden
+    states are recycled from separate pools, as without reading them."""
+    params, x, y = make_case(9, 4, 2, 6, 3, "cross_entropy", np.float64, seed=5)
+    kw = dict(loss="cross_entropy", gamma_h=0.1, reg=1.0)
+    big = []
+    allocate = workspace.aligned_empty
+
+    def counted(shape, dtype):
+        if np.prod(shape) >= 10 * 4 * 6:                 # a (T+1, B, p) output
+            big.append(shape)
+        return allocate(shape, dtype)
+
+    monkeypatch.setattr(workspace, "aligned_empty", counted)
+    res = None
+    for i in range(8):
+        res = tpref.oracle("tp", params, x, y, **kw)
+        assert res.displacements.shape == (10, 4, 6)
+        if i == 1:
+            warm = len(big)
+    assert len(big) == warm <= 4
+    assert workspace.kept_bytes() <= 4 * res.hidden.nbytes
 
 
 def test_workspace_keeps_a_bounded_number_of_shapes(pooled):

@@ -7,7 +7,9 @@
    ATOL_SCALE, the benchmark dtype with the float32 policy (config.F32_REF_FACTOR). PyTorch's
    BP gradients are compared with tpref's BP direction. A backend that fails is not timed.
 2. times one oracle iteration (forward + backward + direction, the work of one SGD step) of
-   every backend in one process, alternating between backends repetition by repetition, with
+   every backend in one process, and "tpref numba tp+lam": the numba TP call followed by
+   reading its displacements, which that backend computes only when read (the
+   verification use; OracleResult), alternating between backends repetition by repetition, with
    BLAS, Numba and PyTorch all on the same number of threads; reports the median, the
    quartiles and the minimum of wall-clock time and of thread CPU time.
 3. reports ratios (tpref / torch, TP / BP: of medians, and the median of the ratios of
@@ -160,10 +162,13 @@ def flush_denormal(on):
 
 
 def tpref_runner(method, backend, params, x, y, cfg):
+    """One oracle call; method "tp+lam": the "tp" call, then its displacements read."""
     import tpref
     kw = dict(loss=cfg["loss"], backend=backend)
     if method != "bp":
         kw.update(gamma_h=cfg["gamma_h"], reg=cfg["reg"])
+    if method == "tp+lam":
+        return lambda: tpref.oracle("tp", params, x, y, **kw).displacements
     return lambda: tpref.oracle(method, params, x, y, **kw)
 
 
@@ -244,6 +249,8 @@ def validate(cfg, dtype, backends, seed=0, t_check=48):
     report = {}
     for name in backends:
         method = name.split()[-1] if name.startswith("tpref") else "bp"
+        with_lam = method == "tp+lam"                    # directions and displacements
+        method = "tp" if with_lam else method
         kw = dict(loss=c["loss"])
         if method != "bp":
             kw.update(gamma_h=c["gamma_h"], reg=c["reg"])
@@ -256,8 +263,12 @@ def validate(cfg, dtype, backends, seed=0, t_check=48):
             own = tpref.oracle("bp", params, x, y, backend="numpy", **kw).direction
         else:
             backend = name.split()[1]
-            comp_dir = tpref.oracle(method, params, x, y, backend=backend, **kw).direction
-            own = tpref.oracle(method, params, x, y, backend="numpy", **kw).direction
+            comp = tpref.oracle(method, params, x, y, backend=backend, **kw)
+            own_res = tpref.oracle(method, params, x, y, backend="numpy", **kw)
+            comp_dir, own = dict(comp.direction), dict(own_res.direction)
+            if with_lam:
+                comp_dir["lam"], own["lam"] = comp.displacements, own_res.displacements
+                ref_dir = dict(ref_dir, lam=ref.displacements)
         err = max(_max_err(comp_dir[n], ref_dir[n]) for n in ref_dir)
         allowed = RTOL[dt] + ATOL_SCALE[dt]
         if method == "dtp":
@@ -307,7 +318,8 @@ def summarize(samples):
 
 #: (numerator, denominator) backends whose ratio is also reported paired, repetition by
 #: repetition (both are in the same alternation, so sample r of each is adjacent in time)
-PAIRS = (("tpref numba tp", "tpref numba bp"), ("tpref numba dtp", "tpref numba bp"),
+PAIRS = (("tpref numba tp", "tpref numba bp"), ("tpref numba tp+lam", "tpref numba bp"),
+         ("tpref numba dtp", "tpref numba bp"),
          ("torch nn.RNN", "tpref numba bp"), ("tpref numba bp [ftz]", "tpref numba bp"),
          ("tpref numba tp [ftz]", "tpref numba tp"))
 
@@ -338,7 +350,7 @@ def bench_config(name, cfg, dtype, repeats, with_numpy, with_torch, ftz=False, l
     """Validate, then time every backend on one configuration and dtype."""
     dt = np.dtype(dtype)
     params, x, y = make_problem(cfg, dtype)
-    backends = ["tpref numba bp", "tpref numba tp", "tpref numba dtp"]
+    backends = ["tpref numba bp", "tpref numba tp", "tpref numba tp+lam", "tpref numba dtp"]
     if with_numpy:
         backends += ["tpref numpy bp", "tpref numpy tp"]
     if with_torch and _torch() is not None:
@@ -403,7 +415,7 @@ def derived(res, rate_gflops=None):
         bp = t.get("tpref numba bp")
         if bp:
             d["bp_over_roofline"] = bp / roof_ms
-            for m in ("tp", "dtp"):
+            for m in ("tp", "tp+lam", "dtp"):
                 if f"tpref numba {m}" in t:
                     d[f"{m}_over_bp"] = t[f"tpref numba {m}"] / bp
             for other in ("torch nn.RNN", "torch RNNCell loop", "tpref numpy bp"):
@@ -427,23 +439,26 @@ def sweep(dtype, repeats, Ts=SWEEP_T, ps=SWEEP_P, base="mnist", log=print):
     for T, p in points:
         cfg = dict(CONFIGS[base], T=T, p=p)
         params, x, y = make_problem(cfg, dtype)
-        runners = {m: tpref_runner(m, "numba", params, x, y, cfg) for m in ("bp", "tp", "dtp")}
+        runners = {m: tpref_runner(m, "numba", params, x, y, cfg)
+                   for m in ("bp", "tp", "tp+lam", "dtp")}
         reps = repeats if T * p * p <= 784 * 100 * 100 * 4 else max(3, repeats // 3)
         s = time_alternating(runners, reps)
         med = {m: summarize(v["wall_ms"])["median"] for m, v in s.items()}
         cpu = {m: summarize(v["cpu_ms"])["median"] for m, v in s.items()}
         # ratios of CPU-time medians: the wall clock is at the mercy of other processes
-        paired = {m: paired_ratio(s[m]["cpu_ms"], s["bp"]["cpu_ms"]) for m in ("tp", "dtp")}
+        paired = {m: paired_ratio(s[m]["cpu_ms"], s["bp"]["cpu_ms"]) for m in ("tp", "tp+lam", "dtp")}
         row = {"T": T, "p": p, "dtype": np.dtype(dtype).name, "n": reps, "median_ms": med,
                "cpu_median_ms": cpu, "tp_over_bp": cpu["tp"] / cpu["bp"],
                "dtp_over_bp": cpu["dtp"] / cpu["bp"], "tp_over_bp_wall": med["tp"] / med["bp"],
                "tp_over_bp_paired": paired["tp"]["median"],
                "tp_over_bp_paired_q": [paired["tp"]["q25"], paired["tp"]["q75"]],
+               "tp_lam_over_bp_paired": paired["tp+lam"]["median"],
                "dtp_over_bp_paired": paired["dtp"]["median"]}
         rows.append(row)
         log(f"  sweep {row['dtype']} T={T:5d} p={p:4d}  cpu: bp {cpu['bp']:9.2f} ms  tp {cpu['tp']:9.2f}"
             f" ms  dtp {cpu['dtp']:9.2f} ms  TP/BP {row['tp_over_bp']:.3f} (wall "
-            f"{row['tp_over_bp_wall']:.3f}, paired {row['tp_over_bp_paired']:.3f})  p/T {p / T:.3f}")
+            f"{row['tp_over_bp_wall']:.3f}, paired {row['tp_over_bp_paired']:.3f}; TP+lam read "
+            f"{row['tp_lam_over_bp_paired']:.3f})  p/T {p / T:.3f}")
     return rows
 
 
@@ -464,6 +479,10 @@ def plot_sweep(rows, path):
         excess_d = np.array([r["dtp_over_bp_paired"] - 1.0 for r in rs])
         axes[0].scatter(pt, np.maximum(excess_d, 1e-3), marker=marker, facecolors="none",
                         edgecolors="gray", label=f"DTP {dtype}")
+        if all("tp_lam_over_bp_paired" in r for r in rs):
+            excess_l = np.array([r["tp_lam_over_bp_paired"] - 1.0 for r in rs])
+            axes[0].scatter(pt, np.maximum(excess_l, 1e-3), marker=marker, facecolors="none",
+                            edgecolors="C3", label=f"TP + displacements read, {dtype}")
         for r in rs:
             axes[1].errorbar(r["T"], r["tp_over_bp_paired"],
                              yerr=[[r["tp_over_bp_paired"] - r["tp_over_bp_paired_q"][0]],
@@ -521,14 +540,15 @@ def markdown(results):
                      "median of paired per-repetition CPU ratios)")
         lines.append("")
         lines.append("| dtype | T | p | p/T | BP | TP | DTP | TP/BP | TP/BP (wall) "
-                     "| TP/BP paired [q25, q75] |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+                     "| TP/BP paired [q25, q75] | TP+lam read / BP paired |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in results["sweep"]:
             c = r["cpu_median_ms"]
             lines.append(f"| {r['dtype']} | {r['T']} | {r['p']} | {r['p'] / r['T']:.3f} | {c['bp']:.2f} | "
                          f"{c['tp']:.2f} | {c['dtp']:.2f} | {r['tp_over_bp']:.3f} | {r['tp_over_bp_wall']:.3f} | "
                          f"{r['tp_over_bp_paired']:.3f} [{r['tp_over_bp_paired_q'][0]:.3f}, "
-                         f"{r['tp_over_bp_paired_q'][1]:.3f}] |")
+                         f"{r['tp_over_bp_paired_q'][1]:.3f}] | "
+                         f"{r.get('tp_lam_over_bp_paired', float('nan')):.3f} |")
         lines.append("")
     return "\n".join(lines)
 

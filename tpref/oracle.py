@@ -6,9 +6,9 @@ against. It validates its input, dispatches to a backend (the NumPy reference lo
 :class:`OracleResult`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -46,6 +46,12 @@ class OracleResult:
     instance ``__dict__`` directly). The backends therefore never write a second (T+1, B, p)
     array that most callers do not read; the values are the ones the backends used to return.
 
+    ``displacements`` is an attribute of the same kind. The "numpy", "cuda" and "dtp" paths
+    store the array they computed; the "numba" backend's "tp" carries its displacements
+    through the fused backward pass without writing them (a training step does not read
+    them) and computes them again, the same bits, on first access (a second run of Eq. (2),
+    about a third of a BP iteration's time; ``tpref.kernels.numba_rnn.LinearizedTP``).
+
     Attributes
     ----------
     method : str
@@ -60,7 +66,8 @@ class OracleResult:
         targets[0] = v_0 is computed but not used by the update. Computed on first access
         as hidden + displacements (the same bits the backends returned before), then cached.
     displacements : ndarray of shape (T+1, B, p) or None
-        lam_t = v_t - h_t (Sec. 3), computed directly (more accurate than targets - hidden).
+        lam_t = v_t - h_t (Sec. 3), computed directly (more accurate than targets - hidden);
+        None for "bp". Computed on first access where the backend deferred it (see above).
     direction : dict of str -> ndarray
         Same keys and shapes as params; gradient-like: theta <- theta - gamma_theta * direction.
     """
@@ -69,8 +76,17 @@ class OracleResult:
     loss: float
     output: np.ndarray
     hidden: np.ndarray
-    displacements: Optional[np.ndarray]
     direction: dict
+    #: the displacements as the backend returned them: an array, None, or a zero-argument
+    #: callable computing the array (read ``displacements`` instead)
+    _lam_source: Union[np.ndarray, Callable[[], np.ndarray], None] = field(
+        default=None, repr=False, compare=False)
+
+    @cached_property
+    def displacements(self) -> Optional[np.ndarray]:
+        """lam_t = v_t - h_t, (T+1, B, p); None for "bp"."""
+        source = self._lam_source
+        return source() if callable(source) else source
 
     @cached_property
     def targets(self) -> Optional[np.ndarray]:
@@ -162,7 +178,7 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         from .kernels.cuda_rnn import rnn_oracle
     out = rnn_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
                      activation=activation, eps=clip_eps)
-    return OracleResult(method=method, **out)
+    return _result(method, out)
 
 
 def _gru_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, backend, eps,
@@ -184,4 +200,11 @@ def _gru_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation,
         from .kernels.numba_gru import gru_oracle
     out = gru_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
                      eps=eps, inverse=gru_inverse)
-    return OracleResult(method=method, **out)
+    return _result(method, out)
+
+
+def _result(method, out):
+    """OracleResult from a backend's dict (its "displacements": array, None or callable)."""
+    return OracleResult(method=method, loss=out["loss"], output=out["output"],
+                        hidden=out["hidden"], direction=out["direction"],
+                        _lam_source=out["displacements"])

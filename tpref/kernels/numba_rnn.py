@@ -46,12 +46,15 @@ What differs from the reference, by design (speed), and why equality still holds
 6. All BLAS calls of one oracle call run with config.BLAS_THREADS threads (threadpoolctl).
 7. Every kernel calls ``numba_math.wide_vectors()``: its loops are vectorized with 512-bit
    registers on AVX-512 CPUs (LLVM's default there is 256), the same bits.
-8. ``rnn_oracle`` writes hidden states (and TP/DTP's displacements, one block for both) into
+8. ``rnn_oracle`` writes hidden states (and DTP's displacements, one block for both) into
    ``workspace`` buffers: a result's memory is reused by a later call once the caller has
    dropped that result (never while the caller holds it or a view of it), so large outputs
    are not page-faulted in at every iteration. Those buffers, and the (p, p) matrices every
    step multiplies by (W_hh, W_hh^T, P), start on 64-byte boundaries (``workspace.aligned``):
    OpenBLAS's float64 small-matrix kernels lose ~10% on a misaligned (p, p) operand.
+9. TP's displacements are carried through the fused backward pass in a (2, B, p) buffer and
+   not written; ``OracleResult.displacements`` computes them when first read, the same bits
+   (``LinearizedTP``). Writing them was most of what a TP call cost beyond BP.
 
 Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hidden[0] = 0.
 """
@@ -405,7 +408,7 @@ def _propagate_linearized(P, hidden, mu, sigmoid, lo, hi, flush):
 
 
 @njit(**_JIT)
-def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time, chunk,
+def _tp_backward(P, W_hh, hidden, x, mu, keep, s, sigmoid, lo, hi, flush, through_time, chunk,
                  dW_hh, dW_xh, db_h):
     """Linearized TP, its Eq. (3) deltas and the parameter directions in one pass over t = T..1.
 
@@ -416,11 +419,12 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
     - Eq. (3) deltas, as ``_transition_directions`` with explicit partials -mu_t:
       delta_t = g_t * a'(u_t), g_t = -mu_t (+ delta_{t+1} W_hh if ``through_time``);
 
-    then, only when s != 1, the output lam_t = s * mu_t over mu_t. Every ``chunk`` steps the
-    deltas of those steps, still in cache, go into the parameter directions
-    (``_block_products`` on a block of ``chunk`` steps): no (T, B, p) delta array is
-    written. The targets v_t = h_t + lam_t are not written either: ``OracleResult.targets``
-    forms them on demand.
+    then, only when ``keep`` and s != 1, the output lam_t = s * mu_t over mu_t. Every
+    ``chunk`` steps the deltas of those steps, still in cache, go into the parameter
+    directions (``_block_products`` on a block of ``chunk`` steps): no (T, B, p) delta array
+    is written. Without ``keep`` (what ``rnn_oracle`` runs) mu_t and mu_{t-1} live in a
+    (2, B, p) buffer that stays in cache, and no (T+1, B, p) array is written at all: the
+    displacements are recomputed by ``tp_displacements`` when a caller reads them.
 
     Parameters
     ----------
@@ -428,8 +432,11 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
     W_hh : ndarray of shape (p, p)
     hidden : ndarray of shape (T+1, B, p)
     x : ndarray of shape (T, B, d)
-    mu : ndarray of shape (T+1, B, p)
-        mu[T] = lam_T / s on entry; lam (unscaled) on exit.
+    mu : ndarray of shape (T+1, B, p) if ``keep``, else (2, B, p)
+        ``keep``: mu[T] = lam_T / s on entry; lam (unscaled) on exit. Otherwise mu_t lives in
+        mu[t % 2]: mu[T % 2] = lam_T / s on entry; scratch on exit.
+    keep : bool
+        Write every displacement (True) or only carry the last two (False).
     s : float, power of two
         Units of the recursion; s = 1 (units of lam) skips the rescaling of the outputs.
     chunk : int >= 1
@@ -451,7 +458,7 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
         t_lo = max(1, t_hi - chunk + 1)
         for t in range(t_hi, t_lo - 1, -1):
             h = hidden[t].reshape(n)
-            m = mu[t].reshape(n)
+            m = mu[t if keep else t & 1].reshape(n)
             d = delta[t - t_lo].reshape(n)
             # z_t (it feeds the product) and delta_t in one loop over h_t, mu_t; branches
             # hoisted out of the element loops, each loop touching <= 4 arrays, so each vectorizes
@@ -480,10 +487,10 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
                     v = min(max(hv, lo), hi)
                     z[i] = (one / (one - v * v)) * mv
                     d[i] = -mv * (one - hv * hv)
-            if s != one:                                  # output lam_t = s mu_t (exact)
+            if keep and s != one:                         # output lam_t = s mu_t (exact)
                 for i in range(n):
                     m[i] = s * m[i]
-            out = mu[t - 1]
+            out = mu[t - 1 if keep else (t - 1) & 1]
             np.dot(z.reshape(B, p), P, out)               # (B, p) mu_{t-1}
             of = out.reshape(n)
             for i in range(n):
@@ -494,10 +501,78 @@ def _tp_backward(P, W_hh, hidden, x, mu, s, sigmoid, lo, hi, flush, through_time
                     g[i] = g[i] * (abs(g[i]) >= flush)
         _block_products(delta, t_hi - t_lo + 1, hidden, x, t_lo, dW_hh, dW_xh, db_h)
         t_hi = t_lo - 1
-    if s != one:
+    if keep and s != one:
         m = mu[0].reshape(n)
         for i in range(n):
             m[i] = s * m[i]                               # exact
+
+
+class LinearizedTP:
+    """One linearized-TP backward pass (Eq. 1-3) at fixed P, hidden states and lam_T.
+
+    ``fused`` runs ``_tp_backward``: the displacements and the Eq. (3) directions in one pass
+    over t = T..1. ``rnn_oracle`` runs it without keeping the displacements (only mu_t and
+    mu_{t-1}, in cache) and hands ``displacements`` to ``OracleResult``, which calls it the
+    first time a caller reads ``result.displacements`` or ``result.targets``: training reads
+    neither, and writing the (T+1, B, p) array was most of what TP cost beyond BP (10 MB at
+    the pixel-MNIST shapes in float64; docs/benchmarks.md, fifth round).
+
+    ``displacements`` runs Eq. (2) again with ``_propagate_linearized``: the same elementwise
+    expressions, the same (B, p) x (p, p) BLAS products and the same flushes, in the same
+    units, as ``_tp_backward``, so it returns the bits the fused pass carried (tested bit
+    for bit against ``fused(..., keep=True)``).
+
+    Parameters
+    ----------
+    P : ndarray of shape (p, p), ``regularized_pinv_map``
+    hidden : ndarray of shape (T+1, B, p)
+    lam_T : ndarray of shape (B, p)
+        lam_T = -gamma_h dl/dh_T, Eq. (1).
+    activation : {"tanh", "sigmoid"}
+    eps : float
+        clip tolerance of pi.
+    """
+
+    def __init__(self, P, hidden, lam_T, activation, eps):
+        dtype = hidden.dtype
+        self.P, self.hidden, self.lam_T = P, hidden, lam_T
+        self.sigmoid = activation == "sigmoid"
+        self.lo, self.hi = _clip_bounds(activation, eps, dtype)
+        s = _power_of_two_scale(lam_T)
+        # Run in units of lam (no rescaling pass) unless s is so small that the flush
+        # threshold would come within 2^30 of the subnormals; the two ways give the same bits
+        # (scaling by a power of two is exact), only the cost differs.
+        self.s = dtype.type(1.0) if s >= np.sqrt(_flush(dtype)) else s
+        self.flush = dtype.type(_flush(dtype) * s / self.s)    # threshold in units of mu
+
+    def _start(self, mu):
+        """``mu`` with mu_T = lam_T / s in its slot (T % len(mu)), exact."""
+        mu[(self.hidden.shape[0] - 1) % mu.shape[0]] = self.lam_T / self.s
+        return mu
+
+    def fused(self, W_hh, x, through_time, keep=False):
+        """(direction, lam): the (W_hh, W_xh, b_h) directions of Eq. (3), and the (T+1, B, p)
+        displacements if ``keep`` (else None)."""
+        T, B, p = self.hidden.shape[0] - 1, self.hidden.shape[1], self.hidden.shape[2]
+        dtype = self.hidden.dtype
+        mu = self._start(workspace.empty((T + 1, B, p), dtype) if keep
+                         else workspace.aligned_empty((2, B, p), dtype))   # scratch: not kept
+        dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
+        with blas_threads():
+            _tp_backward(self.P, W_hh, self.hidden, x, mu, keep, self.s, self.sigmoid, self.lo,
+                         self.hi, self.flush, through_time, _chunk(T, B, p), dW_hh, dW_xh, db_h)
+        s = self.s
+        return {"W_hh": s * dW_hh, "W_xh": s * dW_xh, "b_h": s * db_h}, (mu if keep else None)
+
+    def displacements(self):
+        """lam_t = v_t - h_t, (T+1, B, p), Eq. (2) in displacement form."""
+        # pooled under its own key, (1, T+1, B, p): a loop reading every result's
+        # displacements then recycles these buffers and the hidden states' separately
+        mu = self._start(workspace.empty((1,) + self.hidden.shape, self.hidden.dtype)[0])
+        with blas_threads():
+            _propagate_linearized(self.P, self.hidden, mu, self.sigmoid, self.lo, self.hi,
+                                  self.flush)
+        return _unscale(mu, self.s)
 
 
 @njit(fastmath=CONTRACT, **_JIT)
@@ -589,12 +664,12 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
     T, B, p = x.shape[0], x.shape[1], params["W_hh"].shape[0]
     dtype = params["W_hh"].dtype
     # outputs in buffers reused from call to call once the caller has dropped them (no page
-    # faults; see workspace); TP/DTP: hidden states and displacements as two views of one
-    # (2, T+1, B, p) block
-    if method == "bp":
-        hidden_out, lam_out = workspace.empty((T + 1, B, p), dtype), None
-    else:
+    # faults; see workspace); DTP: hidden states and displacements as two views of one
+    # (2, T+1, B, p) block; TP's displacements are not written here (LinearizedTP)
+    if method == "dtp":
         hidden_out, lam_out = workspace.empty((2, T + 1, B, p), dtype)
+    else:
+        hidden_out, lam_out = workspace.empty((T + 1, B, p), dtype), None
     with blas_threads():
         hidden = rnn_forward(params, x, activation, out=hidden_out)   # (T+1, B, p)
         value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
@@ -610,23 +685,13 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
             lam_T = -gamma_h * g_T                                 # Eq. (1), as the reference
             through_time = update == "through_time"
             if method == "tp":
-                # fused: displacements and deltas in one pass (see _tp_backward)
-                P = regularized_pinv_map(W_hh, reg)                # (p, p), once per call
-                lo, hi = _clip_bounds(activation, eps, dtype)
-                s = _power_of_two_scale(lam_T)
-                flush = _flush(dtype) * s                          # threshold in units of lam
-                # Run in units of lam (no rescaling pass) unless s is so small that the
-                # threshold would come within 2^30 of the subnormals; the two ways give the
-                # same bits (scaling by a power of two is exact), only the cost differs.
-                unscaled = s >= np.sqrt(_flush(dtype))
-                s_run = dtype.type(1.0) if unscaled else s
-                lam = lam_out                                      # lam / s_run, then lam
-                lam[T] = lam_T / s_run                             # exact
-                dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
-                _tp_backward(P, W_hh, hidden, x, lam, s_run, activation == "sigmoid", lo, hi,
-                             dtype.type(flush / s_run), through_time, _chunk(T, B, p),
-                             dW_hh, dW_xh, db_h)
-                direction.update(W_hh=s_run * dW_hh, W_xh=s_run * dW_xh, b_h=s_run * db_h)
+                # fused: displacements and deltas in one pass, the displacements carried in a
+                # (2, B, p) buffer (see _tp_backward); lam is a recipe for them
+                run = LinearizedTP(regularized_pinv_map(W_hh, reg), hidden, lam_T, activation,
+                                   eps)                            # P: (p, p), once per call
+                run_direction, _ = run.fused(W_hh, x, through_time)
+                direction.update(run_direction)
+                lam = run.displacements                            # computed when read
             else:
                 mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True,
                                               out=lam_out)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..config import WORKSPACE_KEEP, WORKSPACE_MAX_BYTES, WORKSPACE_MIN_BYTES, WORKSPACE_SHAPES
 
-__all__ = ["empty", "clear", "kept_bytes", "aligned"]
+__all__ = ["empty", "aligned_empty", "clear", "kept_bytes", "aligned"]
 
 #: Byte boundary of every array made here (one cache line; one 512-bit vector).
 ALIGN = 64
@@ -49,13 +49,14 @@ _KEPT = collections.OrderedDict()          # (shape, dtype.str) -> list of ndarr
 def _unheld_counts():
     """sys.getrefcount of a kept array (a list item) and of its memory's owner when nothing but
     the list refers to them (2 each on CPython 3.11)."""
-    probe = [_aligned_empty((1,), np.float64)]
+    probe = [aligned_empty((1,), np.float64)]
     return sys.getrefcount(probe[0]), sys.getrefcount(probe[0].base)
 
 
-def _aligned_empty(shape, dtype):
+def aligned_empty(shape, dtype):
     """np.empty(shape, dtype) whose data starts on an ALIGN-byte boundary: a view of a larger
-    uint8 array (its ``base``, which also becomes the ``base`` of every view of it)."""
+    uint8 array (its ``base``, which also becomes the ``base`` of every view of it). Never
+    kept (for scratch arrays; ``empty`` for outputs)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     buf = np.empty(nbytes + ALIGN, np.uint8)
@@ -82,7 +83,7 @@ def empty(shape, dtype):
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if not WORKSPACE_MIN_BYTES <= nbytes <= WORKSPACE_MAX_BYTES // WORKSPACE_KEEP:
-        return _aligned_empty(shape, dtype)
+        return aligned_empty(shape, dtype)
     key = (shape, dtype.str)
     with _LOCK:
         kept = _KEPT.pop(key, [])
@@ -94,7 +95,7 @@ def empty(shape, dtype):
                 out = kept.pop(i)
                 break
         else:
-            out = _aligned_empty(shape, dtype)
+            out = aligned_empty(shape, dtype)
         kept.append(out)                                  # most recently handed out last
         del kept[:-WORKSPACE_KEEP]                        # forget the oldest (a caller holds it)
         _KEPT[key] = kept
@@ -130,7 +131,7 @@ def aligned(a):
     """
     if a.flags.c_contiguous and a.ctypes.data % ALIGN == 0:
         return a
-    out = _aligned_empty(a.shape, a.dtype)
+    out = aligned_empty(a.shape, a.dtype)
     out[...] = a
     return out
 
