@@ -7,11 +7,11 @@
    ATOL_SCALE, the benchmark dtype with the float32 policy (config.F32_REF_FACTOR). PyTorch's
    BP gradients are compared with tpref's BP direction. A backend that fails is not timed.
 2. times one oracle iteration (forward + backward + direction, the work of one SGD step) of
-   every backend in one process, and "tpref numba tp+lam": the numba TP call followed by
-   reading its displacements, which that backend computes only when read (the
-   verification use; OracleResult), alternating between backends repetition by repetition, with
+   every backend in one process, alternating between backends repetition by repetition, with
    BLAS, Numba and PyTorch all on the same number of threads; reports the median, the
-   quartiles and the minimum of wall-clock time and of thread CPU time.
+   quartiles and the minimum of wall-clock time and of thread CPU time. "tpref numba tp+lam"
+   is the numba TP call followed by reading ``result.displacements``, which that backend
+   computes only when read (what a verification run pays; ``OracleResult``).
 3. reports ratios (tpref / torch, TP / BP: of medians, and the median of the ratios of
    samples paired within a repetition, robust to the machine changing speed during the run)
    and the fraction of a roofline: the GEMM flops of one BP iteration,

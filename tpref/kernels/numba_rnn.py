@@ -424,7 +424,7 @@ def _tp_backward(P, W_hh, hidden, x, mu, keep, s, sigmoid, lo, hi, flush, throug
     directions (``_block_products`` on a block of ``chunk`` steps): no (T, B, p) delta array
     is written. Without ``keep`` (what ``rnn_oracle`` runs) mu_t and mu_{t-1} live in a
     (2, B, p) buffer that stays in cache, and no (T+1, B, p) array is written at all: the
-    displacements are recomputed by ``tp_displacements`` when a caller reads them.
+    displacements are recomputed by ``LinearizedTP.displacements`` when a caller reads them.
 
     Parameters
     ----------
