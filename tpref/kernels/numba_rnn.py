@@ -540,10 +540,13 @@ class LinearizedTP:
         self.lo, self.hi = _clip_bounds(activation, eps, dtype)
         s = _power_of_two_scale(lam_T)
         # Run in units of lam (no rescaling pass) unless s is so small that the flush
-        # threshold would come within 2^30 of the subnormals; the two ways give the same bits
-        # (scaling by a power of two is exact), only the cost differs.
-        self.s = dtype.type(1.0) if s >= np.sqrt(_flush(dtype)) else s
-        self.flush = dtype.type(_flush(dtype) * s / self.s)    # threshold in units of mu
+        # threshold FLUSH_TINY * s would come within 2^30 of the subnormals; the two ways give
+        # the same bits (scaling by a power of two is exact), only the cost differs. The
+        # threshold in units of mu is FLUSH_TINY itself when scaled (FLUSH_TINY * s / s would
+        # underflow to 0 for s below ~FLUSH_TINY, and flush nothing).
+        unscaled = s >= np.sqrt(_flush(dtype))
+        self.s = dtype.type(1.0) if unscaled else s
+        self.flush = dtype.type(_flush(dtype) * s) if unscaled else _flush(dtype)
 
     def _start(self, mu):
         """``mu`` with mu_T = lam_T / s in its slot (T % len(mu)), exact."""
