@@ -600,8 +600,10 @@ def test_denormal_prone(method, update, dtype):
         ref_lam = tpref.oracle(method, params, x, y, backend="numpy", **kw).displacements
         assert np.any((ref_lam != 0) & (np.abs(ref_lam) < tiny))
         # ... while the kernel's recursion (in units of s) never holds a subnormal number
-        mu, s = numba_rnn._propagate_scaled(params, comp.hidden, ref_lam[-1], kw["reg"],
-                                            "tanh", 1e-3, difference=False)
+        run = numba_rnn.LinearizedTP(numba_rnn.regularized_pinv_map(params["W_hh"], kw["reg"]),
+                                     comp.hidden, ref_lam[-1], "tanh", 1e-3)
+        mu = run.recursion()
+        assert run.s != 1                                 # the scaled path
         assert not np.any((mu != 0) & (np.abs(mu) < tiny))
         assert np.any(mu[0] == 0) and np.all(np.abs(mu[-1]) <= 2.0)
 
@@ -795,8 +797,9 @@ def test_tp_displacements_read_later_are_the_fused_pass_bits(scaled, update, act
         -dtype(gamma_h) * reference.output_backward(params, res.hidden[-1], y,
                                                     "cross_entropy")[3],
         activation, CLIP_EPS)
-    direction, lam = run.fused(workspace.aligned(params["W_hh"]), x, update == "through_time",
-                               keep=True)
+    with numba_rnn.blas_threads():
+        direction, lam = run.fused(workspace.aligned(params["W_hh"]), x,
+                                   update == "through_time", keep=True)
     lam = lam.copy()
     assert np.any(lam[0] != 0)                            # the recursion reached t = 0
     for seed in (1, 2, 3):                                # the workspace goes round

@@ -555,27 +555,34 @@ class LinearizedTP:
 
     def fused(self, W_hh, x, through_time, keep=False):
         """(direction, lam): the (W_hh, W_xh, b_h) directions of Eq. (3), and the (T+1, B, p)
-        displacements if ``keep`` (else None)."""
+        displacements if ``keep`` (else None). Call it inside ``blas_threads()``, as
+        ``rnn_oracle`` does."""
         T, B, p = self.hidden.shape[0] - 1, self.hidden.shape[1], self.hidden.shape[2]
         dtype = self.hidden.dtype
         mu = self._start(workspace.empty((T + 1, B, p), dtype) if keep
                          else workspace.aligned_empty((2, B, p), dtype))   # scratch: not kept
         dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
-        with blas_threads():
-            _tp_backward(self.P, W_hh, self.hidden, x, mu, keep, self.s, self.sigmoid, self.lo,
-                         self.hi, self.flush, through_time, _chunk(T, B, p), dW_hh, dW_xh, db_h)
+        _tp_backward(self.P, W_hh, self.hidden, x, mu, keep, self.s, self.sigmoid, self.lo,
+                     self.hi, self.flush, through_time, _chunk(T, B, p), dW_hh, dW_xh, db_h)
         s = self.s
         return {"W_hh": s * dW_hh, "W_xh": s * dW_xh, "b_h": s * db_h}, (mu if keep else None)
 
-    def displacements(self):
-        """lam_t = v_t - h_t, (T+1, B, p), Eq. (2) in displacement form."""
+    def recursion(self):
+        """mu_t = lam_t / s, (T+1, B, p): Eq. (2) in displacement form, in the pass's units."""
         # pooled under its own key, (1, T+1, B, p): a loop reading every result's
         # displacements then recycles these buffers and the hidden states' separately
         mu = self._start(workspace.empty((1,) + self.hidden.shape, self.hidden.dtype)[0])
         with blas_threads():
             _propagate_linearized(self.P, self.hidden, mu, self.sigmoid, self.lo, self.hi,
                                   self.flush)
-        return _unscale(mu, self.s)
+        return mu
+
+    def displacements(self):
+        """lam_t = v_t - h_t, (T+1, B, p), Eq. (2) in displacement form."""
+        mu = self.recursion()
+        if self.s != 1:
+            mu *= self.s                                          # exact: s a power of two
+        return mu
 
 
 @njit(fastmath=CONTRACT, **_JIT)
@@ -611,32 +618,23 @@ def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
                 out[b, i] = out[b, i] * (abs(out[b, i]) >= flush)
 
 
-def _unscale(mu, s):
-    """lam = s * mu in place (exact: s is a power of two); no pass at all when s = 1."""
-    if s != 1:
-        mu *= s
-    return mu
-
-
 def _clip_bounds(activation, eps, dtype):
     """pi's interval as the reference's np.clip sees it (bounds rounded to the dtype)."""
     lo, hi = (-1.0 + eps, 1.0 - eps) if activation == "tanh" else (eps, 1.0 - eps)
     return dtype.type(lo), dtype.type(hi)
 
 
-def _propagate_scaled(params, hidden, lam_T, reg, activation, eps, difference, out=None):
-    """(mu, s): displacements in units of s (lam = s * mu), s = 1 for DTP (nonlinear); mu is
-    written into ``out`` (T+1, B, p) when given."""
+def _difference_displacements(params, hidden, lam_T, reg, activation, eps, out=None):
+    """DTP's lam (T+1, B, p), written into ``out`` when given. DTP's recursion is nonlinear, so
+    it runs in units of lam (no scaling)."""
     T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
     dtype = hidden.dtype
     P = regularized_pinv_map(params["W_hh"], reg)                 # (p, p), once per call
     lo, hi = _clip_bounds(activation, eps, dtype)
-    s = dtype.type(1.0) if difference else _power_of_two_scale(lam_T)
-    mu = np.empty((T + 1, B, p), dtype=dtype) if out is None else out   # (T+1, B, p) lam / s
-    mu[T] = lam_T / s                                             # exact
-    kernel = _propagate_difference if difference else _propagate_linearized
-    kernel(P, hidden, mu, activation == "sigmoid", lo, hi, _flush(dtype))
-    return mu, s
+    lam = np.empty((T + 1, B, p), dtype=dtype) if out is None else out   # (T+1, B, p)
+    lam[T] = lam_T
+    _propagate_difference(P, hidden, lam, activation == "sigmoid", lo, hi, _flush(dtype))
+    return lam
 
 
 def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, difference):
@@ -650,8 +648,10 @@ def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, diff
     lam : ndarray of shape (T+1, B, p)
     """
     with blas_threads():
-        mu, s = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, difference)
-    return _unscale(mu, s)
+        if difference:
+            return _difference_displacements(params, hidden, lam_T, reg, activation, eps)
+        P = regularized_pinv_map(params["W_hh"], reg)                 # (p, p), once per call
+    return LinearizedTP(P, hidden, lam_T, activation, eps).displacements()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -696,13 +696,12 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 direction.update(run_direction)
                 lam = run.displacements                            # computed when read
             else:
-                mu, s_lam = _propagate_scaled(params, hidden, lam_T, reg, activation, eps, True,
-                                              out=lam_out)
+                lam = _difference_displacements(params, hidden, lam_T, reg, activation, eps,
+                                                out=lam_out)
                 # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
                 s = _power_of_two_scale(lam_T)
                 zeros = np.zeros(hidden.shape[1:], dtype=dtype)
-                direction.update(_directions(W_hh, hidden, x, mu, -s_lam / s, zeros, through_time,
+                direction.update(_directions(W_hh, hidden, x, lam, -1.0 / s, zeros, through_time,
                                              activation, s))
-                lam = _unscale(mu, s_lam)                          # lam = v - h (s_lam = 1)
     return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
             "direction": direction}
