@@ -34,11 +34,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 
 import tpref  # noqa: E402
 from tpref.losses import loss_and_grad, output_layer  # noqa: E402
+from tpref.presets import PRESETS  # noqa: E402
 
 #: Normalization of FashionMNIST pixels (authors' code).
 MEAN, STD = 0.2860, 0.3202
-#: Preset of the paper's FashionMNIST GRU run (ANCHORS.md).
-PRESET = {"tp": dict(lr=0.1, gamma_h=1e-2, reg=1.0), "bp": dict(lr=1e-2)}
+#: Step sizes, batch size and iteration count of the paper's FashionMNIST GRU run.
+PRESET = PRESETS["fashion-mnist"]
 
 
 def read_idx(path):
@@ -150,12 +151,12 @@ def main(argv=None):
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
-    ap.add_argument("--iterations", type=int, default=8000)
+    ap.add_argument("--iterations", type=int, default=PRESET.iterations)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--test-subset", type=int, default=1000,
                     help="size of the fixed held-out subset of the 10,000 test images")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--hidden", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=PRESET.batch_size)
+    ap.add_argument("--hidden", type=int, default=PRESET.hidden)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", nargs="+", default=["tp", "bp"], choices=["tp", "bp"])
     ap.add_argument("--gru-inverse", default="per_gate", choices=["per_gate", "exact"])
@@ -187,10 +188,11 @@ def main(argv=None):
         bound = 1.0 / np.sqrt(args.hidden)
         init = {name: rng.uniform(-bound, bound, size=v.shape).astype(dtype)
                 for name, v in init.items()}
+    steps = {method: PRESET.steps_for(method) for method in args.methods}
     state = {}
     for method in args.methods:
         params = {name: value.copy() for name, value in init.items()}
-        state[method] = dict(params=params, opt=tpref.SGD(params, lr=PRESET[method]["lr"]),
+        state[method] = dict(params=params, opt=tpref.SGD(params, lr=steps[method].lr),
                              batches=np.random.default_rng(args.seed + 2), order=None, pos=0,
                              iteration=0, seconds=0.0, diverged=False, initial_loss=None)
 
@@ -213,7 +215,7 @@ def main(argv=None):
             s = state[method]
             kw = dict(loss="cross_entropy", cell="gru", backend=args.backend)
             if method == "tp":
-                kw.update(gamma_h=PRESET["tp"]["gamma_h"], reg=PRESET["tp"]["reg"],
+                kw.update(gamma_h=steps["tp"].gamma_h, reg=steps["tp"].reg,
                           update=args.update, gru_inverse=args.gru_inverse)
             losses = []
             t0 = time.perf_counter()

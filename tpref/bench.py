@@ -36,17 +36,13 @@ import numpy as np
 
 from .config import F32_REF_FACTOR, RTOL, ATOL_SCALE
 from .models.rnn import init_rnn
+from .presets import BENCH_PROBLEMS
 
 # ----------------------------------------------------------------------------------------------
-# configurations (paper's hyperparameters, docs ANCHORS: batch, gamma_h, r)
+# configurations: the paper's problems (tpref.presets.BENCH_PROBLEMS)
 
-#: name -> (T, B, d, p, k, loss, gamma_h, reg)
-CONFIGS = {
-    "mnist":       dict(T=784, B=16, d=1, p=100, k=10, loss="cross_entropy", gamma_h=1e-4, reg=1.0),
-    "temporal60":  dict(T=60, B=20, d=6, p=100, k=4, loss="cross_entropy", gamma_h=1e-2, reg=10.0),
-    "temporal120": dict(T=120, B=20, d=6, p=100, k=4, loss="cross_entropy", gamma_h=1e-2, reg=1.0),
-    "adding30":    dict(T=30, B=20, d=2, p=100, k=1, loss="mse", gamma_h=0.1, reg=1.0),
-}
+#: name -> dict(T, B, d, p, k, loss, gamma_h, reg)
+CONFIGS = {name: problem.as_dict() for name, problem in BENCH_PROBLEMS.items()}
 SWEEP_T = (30, 120, 784, 3072)
 SWEEP_P = (32, 100, 256, 512)
 

@@ -141,7 +141,8 @@ def _compare(args):
 
 
 def _reproduce(args):
-    from .experiments import FIGURES, PRESETS, panel_configs, run_panel
+    from .experiments import panel_configs, run_panel
+    from .presets import FIGURES, PRESETS
     from .plotting import plot_figure
     from .train import check_output_dir
 

@@ -1,4 +1,4 @@
-"""The paper's experiments: presets (ANCHORS.md hyperparameters), comparisons and figures.
+"""The paper's experiments: comparisons and figures run with the presets of tpref.presets.
 
 A *panel* is one task with its preset: BP and TP runs with the paper's step sizes. A
 comparison trains every method of a panel (in parallel processes), then draws one plot and
@@ -9,36 +9,12 @@ Directory layout of a comparison: ``<out>/<panel>/<method>/`` (one run each, see
 """
 
 import concurrent.futures
-import dataclasses
 import json
 import os
 import sys
 
+from .presets import PRESETS
 from .train import RunConfig, check_output_dir, train
-
-#: Hyperparameters of the paper's figures (hidden size 100, one seed): batch size, iteration
-#: count, TP (gamma_theta, gamma_h, r) and BP (lr, momentum, nesterov).
-PRESETS = {
-    "temporal-order-60": dict(task="temporal-order", length=60, batch_size=20, iterations=40000,
-                              tp=(0.1, 1e-2, 10.0), bp=(1e-5, 0.9, True)),
-    "temporal-order-120": dict(task="temporal-order", length=120, batch_size=20, iterations=48000,
-                               tp=(1e-2, 1e-2, 1.0), bp=(1e-5, 0.9, True)),
-    "adding-30": dict(task="adding", length=30, batch_size=20, iterations=24000,
-                      tp=(0.1, 0.1, 1.0), bp=(1e-3, 0.9, True)),
-    "mnist": dict(task="mnist", batch_size=16, iterations=40000,
-                  tp=(0.1, 1e-4, 1.0), bp=(1e-5, 0.0, False)),
-    "pmnist": dict(task="pmnist", batch_size=16, iterations=40000,
-                   tp=(0.1, 1e-4, 1.0), bp=(1e-4, 0.0, False)),
-    "cifar10": dict(task="cifar10", batch_size=16, iterations=8000,
-                    tp=(1e-2, 1e-2, 10.0), bp=(1e-3, 0.0, False)),
-    # the paper trains a GRU here; this preset runs the simple RNN with the GRU's step sizes
-    "fashion-mnist": dict(task="fashion-mnist", batch_size=16, iterations=8000,
-                          tp=(0.1, 1e-2, 1.0), bp=(1e-2, 0.0, False)),
-}
-FIGURES = {
-    "fig3": ("temporal-order-60", "temporal-order-120", "adding-30"),
-    "fig4": ("mnist", "pmnist", "cifar10"),
-}
 
 
 def preset_name(task, length=None):
@@ -49,12 +25,12 @@ def preset_name(task, length=None):
         if name in PRESETS:
             return name
         # any other length: the nearest preset of that task
-        same = [n for n in PRESETS if PRESETS[n]["task"] == task]
-        return min(same, key=lambda n: abs(PRESETS[n]["length"] - (length or default)))
+        same = [n for n in PRESETS if PRESETS[n].task == task]
+        return min(same, key=lambda n: abs(PRESETS[n].length - (length or default)))
     if task in PRESETS:
         return task
     raise ValueError(f"unknown task {task!r}; choose one of "
-                     f"{sorted({p['task'] for p in PRESETS.values()})}")
+                     f"{sorted({p.task for p in PRESETS.values()})}")
 
 
 def panel_configs(panel, methods=("bp", "tp"), **overrides):
@@ -66,14 +42,7 @@ def panel_configs(panel, methods=("bp", "tp"), **overrides):
     preset = PRESETS[panel]
     configs = []
     for method in methods:
-        if method == "bp":
-            lr, momentum, nesterov = preset["bp"]
-            hp = dict(lr=lr, momentum=momentum, nesterov=nesterov)
-        else:
-            lr, gamma_h, reg = preset["tp"]
-            hp = dict(lr=lr, gamma_h=gamma_h, reg=reg)
-        fields = dict(task=preset["task"], method=method, length=preset.get("length"),
-                      batch_size=preset["batch_size"], iterations=preset["iterations"], **hp)
+        fields = preset.run_fields(method)
         fields.update({k: v for k, v in overrides.items() if v is not None})
         cfg = RunConfig(**fields)
         cfg.validate()

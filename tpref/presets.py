@@ -1,0 +1,161 @@
+"""Presets: the hyperparameters of the paper's experiments, in one place, with named fields.
+
+A :class:`Preset` is one task as the paper runs it (hidden size 100, one seed): batch size,
+iteration count, and for each method its step sizes (:class:`Steps`). The values are the
+ones in the authors' public code (docs/peers.md). Everything that runs a paper experiment
+reads them from here: ``tpref compare`` / ``tpref reproduce`` (tpref.experiments),
+``tpref bench`` (:data:`BENCH_PROBLEMS`) and scripts/fashion_gru.py.
+
+Adding a preset is one entry in :data:`PRESETS`::
+
+    PRESETS["adding-60"] = Preset(
+        "adding-60", task="adding", length=60, batch_size=20, iterations=24000,
+        steps={"bp": Steps(lr=1e-3, momentum=0.9, nesterov=True),
+               "tp": Steps(lr=0.1, gamma_h=0.1, reg=1.0)})
+
+Other :class:`tpref.train.RunConfig` fields a preset fixes (``pixels_per_step``, ``update``,
+...) go in ``options``. A figure is a tuple of preset names in :data:`FIGURES`.
+"""
+
+import dataclasses
+import types
+from typing import Mapping, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """Step sizes of one method (paper's names).
+
+    ``lr`` is gamma_theta, the step of the parameter update; ``momentum`` and ``nesterov``
+    configure SGD; ``gamma_h`` is the target step of Eq. (1) and ``reg`` the regularization r
+    of the inverse (TP and DTP only, None for BP).
+    """
+
+    lr: float
+    momentum: float = 0.0
+    nesterov: bool = False
+    gamma_h: Optional[float] = None
+    reg: Optional[float] = None
+
+    def run_fields(self):
+        """These step sizes as RunConfig fields (gamma_h/reg omitted when None)."""
+        fields = dataclasses.asdict(self)
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One task with the paper's hyperparameters for every method it is run with.
+
+    ``steps`` maps a method ("bp", "tp", ...) to its :class:`Steps`; a target-propagation
+    method without its own entry (DTP in the paper's figures) runs with TP's step sizes.
+    ``length`` is the sequence length of synthetic tasks (None: the task's own, 784 or 3072
+    pixels for images); ``options`` holds any other RunConfig fields the preset fixes.
+    """
+
+    name: str
+    task: str
+    batch_size: int
+    iterations: int
+    steps: Mapping[str, Steps]
+    length: Optional[int] = None
+    hidden: int = 100
+    options: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self):
+        # read-only views: a preset is shared by every caller and must not change under them
+        object.__setattr__(self, "steps", types.MappingProxyType(dict(self.steps)))
+        object.__setattr__(self, "options", types.MappingProxyType(dict(self.options)))
+
+    def __getstate__(self):                  # pickle (process pools): plain dicts inside
+        return {**self.__dict__, "steps": dict(self.steps), "options": dict(self.options)}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    def steps_for(self, method):
+        """The :class:`Steps` of ``method`` (TP's for a TP-family method without its own)."""
+        if method in self.steps:
+            return self.steps[method]
+        if method != "bp" and "tp" in self.steps:
+            return self.steps["tp"]
+        raise ValueError(f"preset {self.name!r} has no step sizes for method {method!r}; "
+                         f"it has {sorted(self.steps)}")
+
+    def run_fields(self, method):
+        """The RunConfig fields of ``method`` under this preset (a new dict)."""
+        fields = dict(task=self.task, method=method, length=self.length,
+                      batch_size=self.batch_size, iterations=self.iterations, hidden=self.hidden)
+        fields.update(self.steps_for(method).run_fields())
+        fields.update(self.options)
+        return fields
+
+
+def _presets(*presets):
+    return {p.name: p for p in presets}
+
+
+_BP_SYNTHETIC = Steps(lr=1e-5, momentum=0.9, nesterov=True)
+
+#: The paper's figures, from the authors' code (docs/peers.md): hidden size 100, one seed.
+PRESETS = _presets(
+    Preset("temporal-order-60", task="temporal-order", length=60, batch_size=20,
+           iterations=40000, steps={"bp": _BP_SYNTHETIC,
+                                    "tp": Steps(lr=0.1, gamma_h=1e-2, reg=10.0)}),
+    Preset("temporal-order-120", task="temporal-order", length=120, batch_size=20,
+           iterations=48000, steps={"bp": _BP_SYNTHETIC,
+                                    "tp": Steps(lr=1e-2, gamma_h=1e-2, reg=1.0)}),
+    Preset("adding-30", task="adding", length=30, batch_size=20, iterations=24000,
+           steps={"bp": Steps(lr=1e-3, momentum=0.9, nesterov=True),
+                  "tp": Steps(lr=0.1, gamma_h=0.1, reg=1.0)}),
+    Preset("mnist", task="mnist", batch_size=16, iterations=40000,
+           steps={"bp": Steps(lr=1e-5), "tp": Steps(lr=0.1, gamma_h=1e-4, reg=1.0)}),
+    Preset("pmnist", task="pmnist", batch_size=16, iterations=40000,
+           steps={"bp": Steps(lr=1e-4), "tp": Steps(lr=0.1, gamma_h=1e-4, reg=1.0)}),
+    Preset("cifar10", task="cifar10", batch_size=16, iterations=8000,
+           steps={"bp": Steps(lr=1e-3), "tp": Steps(lr=1e-2, gamma_h=1e-2, reg=10.0)}),
+    Preset("fashion-mnist", task="fashion-mnist", batch_size=16, iterations=8000,
+           steps={"bp": Steps(lr=1e-2), "tp": Steps(lr=0.1, gamma_h=1e-2, reg=1.0)},
+           note="the paper trains a GRU here; `tpref compare` runs the simple RNN with the "
+                "GRU's step sizes (scripts/fashion_gru.py runs the GRU)"),
+)
+
+#: The paper's figures as tuples of preset names (one panel each).
+FIGURES = {
+    "fig3": ("temporal-order-60", "temporal-order-120", "adding-30"),
+    "fig4": ("mnist", "pmnist", "cifar10"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchProblem:
+    """A benchmark problem of ``tpref bench``: a preset's shapes and TP step sizes.
+
+    The preset gives B (batch size), p (hidden size), T (its length, unless ``T`` is given)
+    and gamma_h, reg (its TP steps); ``d``, ``k`` and ``loss`` are its task's input size,
+    output size and loss.
+    """
+
+    preset: str
+    d: int
+    k: int
+    loss: str
+    T: Optional[int] = None
+
+    def as_dict(self):
+        """The problem as the dict tpref.bench works with: T, B, d, p, k, loss, gamma_h, reg."""
+        preset = PRESETS[self.preset]
+        tp = preset.steps_for("tp")
+        return dict(T=self.T or preset.length, B=preset.batch_size, d=self.d, p=preset.hidden,
+                    k=self.k, loss=self.loss, gamma_h=tp.gamma_h, reg=tp.reg)
+
+
+#: Problems timed by ``tpref bench`` (names as in docs/benchmarks.md).
+BENCH_PROBLEMS = {
+    "mnist": BenchProblem("mnist", d=1, k=10, loss="cross_entropy", T=784),
+    "temporal60": BenchProblem("temporal-order-60", d=6, k=4, loss="cross_entropy"),
+    "temporal120": BenchProblem("temporal-order-120", d=6, k=4, loss="cross_entropy"),
+    "adding30": BenchProblem("adding-30", d=2, k=1, loss="mse"),
+}
