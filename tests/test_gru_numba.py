@@ -38,7 +38,7 @@ def compare(ref, comp, dtype, what):
 def test_numba_equals_reference_float64(method, inverse, update, loss):
     params, x, y = problem(T=12, B=4, d=2, p=5, k=3, seed=31, loss=loss)
     kw = dict(loss=loss, cell="gru", gamma_h=0.05, reg=0.5, gru_inverse=inverse, update=update)
-    ref = tpref.oracle(method, params, x, y, **kw)
+    ref = tpref.oracle(method, params, x, y, backend="numpy", **kw)
     comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
     compare(ref, comp, np.float64, f"{method}/{inverse}/{update}")
 
@@ -48,7 +48,7 @@ def test_numba_equals_reference_float32(method, inverse, update):
     params, x, y = problem(T=12, B=4, d=2, p=5, k=3, seed=32, dtype=np.float32)
     kw = dict(loss="cross_entropy", cell="gru", gamma_h=0.05, reg=0.5, gru_inverse=inverse,
               update=update)
-    ref = tpref.oracle(method, params, x, y, **kw)
+    ref = tpref.oracle(method, params, x, y, backend="numpy", **kw)
     comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
     compare(ref, comp, np.float32, f"float32 {method}/{inverse}/{update}")
 
@@ -133,6 +133,6 @@ def test_numba_equals_reference_fashion_mnist_size(method):
     x = rng.normal(size=(784, 16, 1))
     y = rng.integers(0, 10, size=16)
     kw = dict(loss="cross_entropy", cell="gru", gamma_h=1e-2, reg=1.0)
-    ref = tpref.oracle(method, params, x, y, **kw)
+    ref = tpref.oracle(method, params, x, y, backend="numpy", **kw)
     comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
     compare(ref, comp, np.float64, f"T=784 {method}")
