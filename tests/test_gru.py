@@ -297,3 +297,77 @@ def test_exact_inverse_contracts_per_gate_can_amplify():
         assert np.all(np.linalg.norm(ex, axis=1) <= bound * (1 + 1e-12)), reg
     pg, _, _ = _both(params, x, lam, 1.0)
     assert np.max(np.linalg.norm(pg, axis=1) / np.linalg.norm(lam, axis=1)) > 10
+
+
+# ----------------------------------------------------------------------------------------------
+# gru_inverse="authors": the per-gate scheme as the authors' code computes it (docs/gru.md 3.3)
+
+
+def _negate_update_gate(params):
+    """The same GRU written in the other convention: z -> 1 - z by negating z's pre-activation."""
+    return {k: (-v if k in ("W_xz", "W_hz", "b_xz", "b_hz") else v) for k, v in params.items()}
+
+
+@pytest.mark.parametrize("reg", [0.3, 1.0, 10.0])
+def test_authors_step_is_per_gate_with_negated_gate_and_plain_carry(reg):
+    """The statement checked by running the authors' code on tpref's weights: with the update
+    gate negated to match conventions and the carry made plain, their step is tpref's per-gate
+    step. Here tpref's per_gate_inverse_step (unchanged) is the independent implementation."""
+    from tpref.methods.reference_gru import authors_per_gate_inverse_step
+    params, x, _ = problem(T=3, B=4, seed=14, noise=1.0)
+    h_prev, r, z, n, g = _gates(params, x)
+    lam = np.random.default_rng(6).normal(size=(4, 4))
+    theirs = authors_per_gate_inverse_step(params, gru_factors(params, reg), h_prev, r, z, n, g,
+                                           lam, reg, 1e-3)
+    neg = _negate_update_gate(params)
+    zn = 1.0 - z                                                   # their gate, our convention
+    ours = per_gate_inverse_step(neg, gru_factors(neg, reg), h_prev, r, zn, n, g, lam, reg, 1e-3)
+    ours_plain = ours - zn / (zn * zn + reg) * lam + zn * lam      # carry: plain coefficient
+    assert_close(theirs, ours_plain, f"authors vs per_gate(negated z, plain carry), reg={reg}")
+    assert np.max(np.abs(theirs - per_gate_inverse_step(
+        params, gru_factors(params, reg), h_prev, r, z, n, g, lam, reg, 1e-3))) > 1e-2
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_authors_carry_only_by_hand(backend):
+    """W_h* = 0: every P_* is 0 and their step is the plain carry of their convention,
+    lam_{t-1} = (1 - z_t) lam_t (tpref's per_gate: z / (z^2 + reg) lam_t)."""
+    params, x, y = problem(T=5, B=3, seed=15, noise=1.0)
+    for gate in "rzn":
+        params["W_h" + gate][:] = 0.0
+    z = gru_forward(params, x)[1]["z"]                            # (T, B, p)
+    res = call("tp", params, x, y, gru_inverse="authors", backend=backend, **TP)
+    lam = res.displacements
+    assert_close(lam[:-1], (1.0 - z) * lam[1:], f"{backend}: lam_(t-1) = (1 - z_t) lam_t")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("path", ["n", "z", "r"])
+def test_authors_one_gate_path_by_hand(backend, path):
+    """Only W_h<path> nonzero: their step is the plain carry plus that path's regularized
+    pseudo-inverse, written here with np.linalg.solve and their coefficients (z for 1 - z,
+    n - h_{t-1} for h_{t-1} - n, sigma' of the clipped gate inverted)."""
+    params, x, y = problem(T=4, B=3, seed=16, noise=1.0)
+    for gate in "rzn":
+        if gate != path:
+            params["W_h" + gate][:] = 0.0
+    reg = TP["reg"]
+    res = call("tp", params, x, y, gru_inverse="authors", backend=backend, **TP)
+    hidden, cache = gru_forward(params, x)
+    W = params["W_h" + path]
+    for t in range(x.shape[0], 0, -1):
+        s = t - 1
+        h, r, z, n, g = (hidden[s], cache["r"][s], cache["z"][s], cache["n"][s], cache["g"][s])
+        lam_t = res.displacements[t]
+        zc, rc = np.clip(z, 1e-3, 1 - 1e-3), np.clip(r, 1e-3, 1 - 1e-3)
+        u = {"n": z * r * (1 - n ** 2) * lam_t,
+             "z": (n - h) * lam_t / (zc * (1 - zc)),
+             "r": z * (1 - n ** 2) * g * lam_t / (rc * (1 - rc))}[path]
+        expected = (1 - z) * lam_t + np.linalg.solve(W.T @ W + reg * np.eye(4), W.T @ u.T).T
+        assert_close(res.displacements[s], expected, f"{backend}, path {path}, t={t}")
+
+
+def test_unknown_gru_inverse_lists_the_choices():
+    params, x, y = problem()
+    with pytest.raises(ValueError, match="gru_inverse.*authors"):
+        call("tp", params, x, y, gru_inverse="author", **TP)

@@ -14,7 +14,8 @@ from _gru_util import assert_close, problem
 
 CASES = [("bp", "per_gate", "local"), ("tp", "per_gate", "local"),
          ("tp", "per_gate", "through_time"), ("tp", "exact", "local"),
-         ("tp", "exact", "through_time")]
+         ("tp", "exact", "through_time"), ("tp", "authors", "local"),
+         ("tp", "authors", "through_time")]
 
 
 def compare(ref, comp, dtype, what):
@@ -43,7 +44,7 @@ def test_numba_equals_reference_float64(method, inverse, update, loss):
     compare(ref, comp, np.float64, f"{method}/{inverse}/{update}")
 
 
-@pytest.mark.parametrize("method, inverse, update", CASES[:3])
+@pytest.mark.parametrize("method, inverse, update", CASES[:3] + CASES[-2:])
 def test_numba_equals_reference_float32(method, inverse, update):
     params, x, y = problem(T=12, B=4, d=2, p=5, k=3, seed=32, dtype=np.float32)
     kw = dict(loss="cross_entropy", cell="gru", gamma_h=0.05, reg=0.5, gru_inverse=inverse,

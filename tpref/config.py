@@ -93,7 +93,9 @@ GRU_PARAM_NAMES = ("W_xr", "W_xz", "W_xn", "W_hr", "W_hz", "W_hn",
 #: Parameters of the GRU transition f_t (updated with targets by TP, Eq. 3).
 GRU_TRANSITION_NAMES = GRU_PARAM_NAMES[:-2]
 
-#: Linearized inverses of the GRU transition for TP: the authors' per-gate scheme (one
-#: regularized pseudo-inverse per recurrent block, fast) and the exact regularized inverse of
-#: the full Jacobian dh_t/dh_{t-1} (one p x p solve per step and sample, slow reference).
-GRU_INVERSES = ("per_gate", "exact")
+#: Linearized inverses of the GRU transition for TP: the per-gate scheme (one regularized
+#: pseudo-inverse per recurrent block, fast), the exact regularized inverse of the full
+#: Jacobian dh_t/dh_{t-1} (one p x p solve per step and sample, slow reference), and the
+#: per-gate scheme as the authors' code computes it (their gate convention and plain carry,
+#: for comparing with their results; docs/gru.md).
+GRU_INVERSES = ("per_gate", "exact", "authors")

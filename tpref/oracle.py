@@ -139,11 +139,13 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         ``W_xr, W_xz, W_xn`` (p, d), ``W_hr, W_hz, W_hn`` (p, p), ``b_xr, b_xz, b_xn, b_hr,
         b_hz, b_hn`` (p,), ``W_hy`` (k, p), ``b_y`` (k,) (see ``tpref.models.gru``); methods
         "bp" and "tp" only, ``activation`` must stay "tanh". docs/gru.md.
-    gru_inverse : {"per_gate", "exact"}
+    gru_inverse : {"per_gate", "exact", "authors"}
         GRU only: the linearized inverse of TP's Eq. (2). "per_gate": one regularized
         pseudo-inverse per recurrent block (the authors' scheme, PyTorch's convention);
         "exact": (J_t^T J_t + reg I)^{-1} J_t^T with J_t = dh_t/dh_{t-1}, per step and sample
-        (slow reference). Ignored for the simple RNN and for "bp".
+        (slow reference); "authors": the per-gate scheme as the authors' code computes it
+        (their update-gate convention h = (1 - z) h_{t-1} + z n and a plain carry term), to
+        compare with their results. Ignored for the simple RNN and for "bp". docs/gru.md.
 
     Returns
     -------

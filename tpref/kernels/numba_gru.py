@@ -203,12 +203,14 @@ def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, carry, Dh, DN, one, tiny
 
 
 @numba.njit(cache=True, error_model="numpy")
-def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps, one, tiny):
+def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps, one, tiny, authors):
     """Per-gate linearized inverse, lam[t] -> lam[t-1] for t = T..1 (lam (T+1, B, p), lam[T] set).
 
     Pstack (3p, p) = [P_r^T; P_z^T; P_n^T]. Per step: U = [u_r, u_z, u_n] (B, 3p) with
     u_n = (1-z) r n' lam, u_z = (h_{t-1} - n) lam / (z~(1-z~)), u_r = (1-z) n' g lam / (r~(1-r~));
-    lam_{t-1} = z / (z^2 + reg) lam + U Pstack. ``reg``, ``eps``, ``one``, ``tiny``: scalars of
+    lam_{t-1} = z / (z^2 + reg) lam + U Pstack. ``authors`` (bool): the authors' code instead
+    (``reference_gru.authors_per_gate_inverse_step``): z for 1 - z in u_n, u_r, n - h_{t-1}
+    in u_z, and the plain carry (1 - z) lam. ``reg``, ``eps``, ``one``, ``tiny``: scalars of
     the arrays' dtype.
     """
     T = R.shape[0]
@@ -229,16 +231,22 @@ def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps, one, tiny):
                 lt = l_row[i]
                 zc = min(max(z, eps), one - eps)
                 rc = min(max(r, eps), one - eps)
-                dn = (one - z) * (one - n * n)
+                if authors:                                       # their convention
+                    dn = z * (one - n * n)
+                    dh = n - h_row[i]
+                else:                                             # PyTorch's
+                    dn = (one - z) * (one - n * n)
+                    dh = h_row[i] - n
                 u_r[i] = _ftz(dn * gg_row[i] * lt / (rc * (one - rc)), tiny, zero)
-                u_z[i] = _ftz((h_row[i] - n) * lt / (zc * (one - zc)), tiny, zero)
+                u_z[i] = _ftz(dh * lt / (zc * (one - zc)), tiny, zero)
                 u_n[i] = _ftz(dn * r * lt, tiny, zero)
         out = np.dot(U, Pstack)                                   # (B, p)
         for b in range(B):
             z_row, l_row, o_row, prev = Z[s, b], lam[t, b], out[b], lam[s, b]
             for i in range(p):
                 z = z_row[i]
-                prev[i] = _ftz(z / (z * z + reg) * l_row[i] + o_row[i], tiny, zero)
+                carry = (one - z) if authors else z / (z * z + reg)
+                prev[i] = _ftz(carry * l_row[i] + o_row[i], tiny, zero)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -355,14 +363,15 @@ def _propagate(params, hidden, cache, lam_T, reg, eps, inverse):
     lam = np.empty_like(hidden)
     lam[-1] = lam_T
     gates = (cache["r"], cache["z"], cache["n"], cache["g"])
-    if inverse == "per_gate":
+    if inverse in ("per_gate", "authors"):
         factors = gru_factors(params, reg)                        # Cholesky, as the reference
         Pstack = np.concatenate([
             scipy.linalg.cho_solve(factors[g], params["W_h" + g].T, check_finite=False).T
             for g in "rzn"])                                      # (3p, p) rows P_*^T
         dt = hidden.dtype.type
         per_gate_kernel(np.ascontiguousarray(Pstack, dtype=hidden.dtype), hidden, *gates, lam,
-                        dt(reg), dt(eps), dt(1), flush_threshold(hidden.dtype))
+                        dt(reg), dt(eps), dt(1), flush_threshold(hidden.dtype),
+                        inverse == "authors")
     else:
         _, Wh, _, _ = stack_gru(params)
         if not exact_kernel(Wh, hidden, *gates, lam, reg):

@@ -1,4 +1,5 @@
-"""The NumPy reference of the GRU oracles: BP (BPTT) and linearized TP (per-gate and exact).
+"""The NumPy reference of the GRU oracles: BP (BPTT) and linearized TP (per-gate, the authors'
+per-gate scheme as their code computes it, and exact).
 
 Readable ground truth for the GRU, written like ``reference.py`` (explicit loops over time,
 displacements lam_t = v_t - h_t). The Numba twins in ``tpref.kernels.numba_gru`` are tested by
@@ -164,26 +165,68 @@ def per_gate_inverse_step(params, factors, h_prev, r, z, n, g, lam, reg, eps):
             + apply_regularized_pinv(factors["r"], params["W_hr"], u_r))
 
 
+def authors_per_gate_inverse_step(params, factors, h_prev, r, z, n, g, lam, reg, eps):
+    """One step of the per-gate inverse as the paper's authors' code computes it.
+
+    Their GRU adaptation of TP (vroulet/tpri; docs/gru.md, Sec. 3.3) differs from
+    :func:`per_gate_inverse_step` in two places:
+
+    1. *Gate convention.* Their formula is derived for h = (1 - z) h_{t-1} + z n, while the
+       forward pass is PyTorch's h = (1 - z) n + z h_{t-1}: every coefficient that is 1 - z in
+       PyTorch's Jacobian is z in theirs and vice versa, and the update gate's path has
+       dh/dz = n - h_{t-1} instead of h_{t-1} - n.
+    2. *Carry.* lam goes through the carry with the plain coefficient (1 - z, their
+       convention's dh/dh_{t-1} with W_h* = 0), not its regularized inverse z / (z^2 + reg).
+
+    With z the update gate of the forward pass (PyTorch's), everything else as in
+    :func:`per_gate_inverse_step`:
+
+        lam_{t-1} = (1 - z) * lam                                            carry (plain)
+                  + P_n[ z * r * n' * lam ]                                  candidate
+                  + P_z[ (n - h_{t-1}) * lam / (z~ (1 - z~)) ]               update gate
+                  + P_r[ z * n' * g * lam / (r~ (1 - r~)) ]                  reset gate
+
+    Equivalently (tests/test_gru.py): their step equals tpref's per-gate step with the
+    carry made plain, evaluated with the update gate negated (W_xz, W_hz, b_xz, b_hz -> their
+    negatives, so z -> 1 - z), which is the statement checked by running their code.
+    """
+    zc = np.clip(z, eps, 1.0 - eps)
+    rc = np.clip(r, eps, 1.0 - eps)
+    dn = z * (1.0 - n * n)                                        # (B, p) their 1 - z is our z
+    u_n = dn * r * lam
+    u_z = (n - h_prev) * lam / (zc * (1.0 - zc))
+    u_r = dn * g * lam / (rc * (1.0 - rc))
+    return ((1.0 - z) * lam
+            + apply_regularized_pinv(factors["n"], params["W_hn"], u_n)
+            + apply_regularized_pinv(factors["z"], params["W_hz"], u_z)
+            + apply_regularized_pinv(factors["r"], params["W_hr"], u_r))
+
+
+#: The one-step maps of the per-gate inverses, by ``gru_inverse`` name.
+_PER_GATE_STEPS = {"per_gate": per_gate_inverse_step, "authors": authors_per_gate_inverse_step}
+
+
 def gru_propagate_displacements(params, hidden, cache, lam_T, reg, eps, inverse):
     """Displacements lam_t = v_t - h_t for t = T..0 by the linearized inverse, Eq. (2).
 
     Parameters
     ----------
-    inverse : {"per_gate", "exact"}
+    inverse : {"per_gate", "exact", "authors"}
 
     Returns
     -------
     lam : ndarray of shape (T+1, B, p)
     """
     T = hidden.shape[0] - 1
-    factors = gru_factors(params, reg) if inverse == "per_gate" else None
+    step = _PER_GATE_STEPS.get(inverse)
+    factors = gru_factors(params, reg) if step is not None else None
     lam = np.empty_like(hidden)                                   # (T+1, B, p)
     lam[T] = lam_T
     for t in range(T, 0, -1):
         s = t - 1
         gates = (hidden[s], cache["r"][s], cache["z"][s], cache["n"][s], cache["g"][s])
-        if inverse == "per_gate":
-            lam[s] = per_gate_inverse_step(params, factors, *gates, lam[t], reg, eps)
+        if step is not None:
+            lam[s] = step(params, factors, *gates, lam[t], reg, eps)
         else:
             lam[s] = exact_inverse_step(params, *gates, lam[t], reg)
     return lam
