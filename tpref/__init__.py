@@ -14,6 +14,7 @@ init_gru          seeded initialization of the GRU (orthogonal blocks; cell="gru
 gru_forward       hidden states and gates of the GRU (PyTorch's equations)
 gru_params_to_torch / gru_params_from_torch   the documented mapping to torch.nn.GRU + Linear
 SGD               SGD with PyTorch's momentum/Nesterov convention
+sweep             a grid of training runs on Dask (tpref.sweeps; needs the [sweep] extra)
 RegularizedInverseError   raised when W_hh^T W_hh + reg I cannot be factored
 """
 
@@ -22,10 +23,11 @@ from .models.gru import gru_forward, gru_params_from_torch, gru_params_to_torch,
 from .models.rnn import init_rnn, rnn_forward, rnn_params_from_torch, rnn_params_to_torch
 from .optim import SGD
 from .oracle import BACKENDS, OracleResult, oracle
+from .sweeps import sweep
 
 __version__ = "0.1.0"
 
 __all__ = ["oracle", "OracleResult", "BACKENDS", "init_rnn", "rnn_forward", "SGD",
            "rnn_params_to_torch", "rnn_params_from_torch",
            "init_gru", "gru_forward", "gru_params_to_torch", "gru_params_from_torch",
-           "RegularizedInverseError", "__version__"]
+           "RegularizedInverseError", "sweep", "__version__"]

@@ -6,6 +6,7 @@ demo        train a tiny RNN with BP, TP and DTP on one synthetic batch, print t
 train       one training run, every hyperparameter a flag
 compare     BP versus TP on one task with the paper's hyperparameters: runs, table, plot
 reproduce   the panels of the paper's Fig. 3 (synthetic) or Fig. 4 (images)
+sweep       a grid of training runs on Dask (tpref.sweeps; the [sweep] extra)
 bench       validate then time the oracle backends against PyTorch (docs/benchmarks.md)
 
 Every run prints where its results and plot are. Bad input (unknown task or method,
@@ -223,6 +224,10 @@ def build_parser():
     rp.add_argument("--plot-only", action="store_true",
                     help="redraw the figure from the runs already in --out")
     rp.set_defaults(func=_reproduce)
+
+    from .sweeps import register as register_sweep
+
+    register_sweep(sub, _add_common)
 
     bench = sub.add_parser("bench", help="validate then time the oracle backends against PyTorch",
                            add_help=False)

@@ -1,0 +1,145 @@
+"""Sweeps on a real Dask LocalCluster (2 worker processes): results equal to running the cells
+one by one, reruns that recompute nothing, a killed worker's cell retried, failing cells
+recorded, bad grid specs refused."""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tpref.sweeps import (SweepError, cell_row, make_cells, parse_grid, parse_seeds,
+                          read_results, sweep)
+from tpref.train import train
+
+pytest.importorskip("distributed")
+
+BASE = dict(task="temporal-order", length=12, method="tp", hidden=8, batch_size=5,
+            iterations=30, lr=0.1, gamma_h=1e-2, reg=1.0, eval_every=10, eval_size=50,
+            checkpoint_every=10, backend="numpy")
+VOLATILE = ("wall_seconds",)
+
+
+def numbers(row):
+    return {k: v for k, v in row.items() if k not in VOLATILE}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One 2-worker cluster shared by the tests that do not test the embedded one."""
+    from tpref.sweeps import dask_client
+
+    with dask_client(workers=2) as c:
+        yield c
+
+
+def direct_rows(grid, tmp_path, seeds):
+    """The cells run one after the other in this process, without Dask."""
+    rows = []
+    for cell in make_cells(grid, BASE, seeds):
+        run_dir = tmp_path / "direct" / cell.name
+        train(cell.config, run_dir, progress=False)
+        rows.append(cell_row(cell, run_dir, os.path.join("cells", cell.name)))
+    return rows
+
+
+def test_sweep_equals_cells_run_one_by_one_and_rerun_recomputes_nothing(tmp_path):
+    grid = {"lr": [0.05, 0.1], "reg": [1.0, 10.0]}
+    out = tmp_path / "sweep"
+    rows = sweep(grid, out, base=BASE, seeds=[0, 1], workers=2, progress=False)
+    assert multiprocessing.active_children() == []      # the embedded cluster is gone
+    table = read_results(out / "results.csv")
+    assert len(table) == 8 and all(r["status"] == "finished" for r in table)
+    assert [numbers(r) for r in table] == [numbers(r) for r in rows]
+    assert list(table[0])[:3] == ["lr", "reg", "seed"]
+    expected = direct_rows(grid, tmp_path, [0, 1])
+    assert [numbers(r) for r in table] == [numbers(r) for r in expected]
+    assert all(r["train_loss_auc"] > 0 and r["iterations_done"] == 30 for r in table)
+    assert (out / "heatmap.png").exists() and (out / "curves.png").exists()
+
+    # a rerun finds every cell done: no cluster, no file rewritten, same table
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*") if p.is_file()}
+    before = (out / "results.csv").read_text()
+    sweep(grid, out, base=BASE, seeds=[0, 1], workers=2, progress=False,
+          client=_NoClient())
+    assert {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*") if p.is_file()} == stamps
+    assert (out / "results.csv").read_text() == before
+
+
+class _NoClient:
+    def submit(self, *a, **k):
+        raise AssertionError("a rerun of a finished sweep submitted a cell")
+
+
+def test_killed_worker_cell_is_retried_and_matches_an_uninterrupted_run(tmp_path, client):
+    grid = {"lr": [0.05, 0.1]}
+    marker = tmp_path / "killed-once"
+    cells = make_cells(grid, BASE, [0])
+    victim = cells[1].name
+    rows = sweep(grid, tmp_path / "s", base=BASE, seeds=[0], client=client, progress=False,
+                 plot=False, _faults={victim: dict(kind="kill", at=17, marker=str(marker))})
+    killed_pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed_pid, 0)                          # that worker process really died
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    expected = direct_rows(grid, tmp_path, [0])
+    assert [numbers(r) for r in rows] == [numbers(r) for r in expected]
+
+
+def test_diverging_and_raising_cells_are_recorded_and_the_rest_finish(tmp_path, client):
+    grid = {"lr": [0.05, 0.1, 1e3]}
+    cells = make_cells(grid, BASE, [0])
+    rows = sweep(grid, tmp_path / "s", base=BASE, seeds=[0], client=client, progress=False,
+                 _faults={cells[1].name: dict(kind="raise", at=5)})
+    status = {r["lr"]: r for r in rows}
+    assert status[0.05]["status"] == "finished"
+    assert status[0.1]["status"] == "error" and "injected fault" in status[0.1]["reason"]
+    assert (tmp_path / "s" / status[0.1]["run_dir"] / "error.txt").exists()
+    assert status[1e3]["status"] == "diverged" and status[1e3]["reason"]
+    assert status[1e3]["train_loss_auc"] is None        # diverged cells get no score
+    table = read_results(tmp_path / "s" / "results.csv")
+    assert [r["status"] for r in table] == ["finished", "error", "diverged"]
+
+
+@pytest.mark.parametrize("spec,message", [
+    (["lrr=0.1"], "unknown field 'lrr'"),
+    (["lr="], "'lr' has no values"),
+    (["lr=0.1,,0.2"], "empty value"),
+    (["lr=0.1,abc"], "'abc' is not a number"),
+    (["hidden=8,1.5"], "'1.5' is not an integer"),
+    (["lr=0.1", "lr=0.2"], "'lr' given twice"),
+    (["lr0.1"], "expected FIELD=V1,V2"),
+    (["lr=0.1,1e-1"], "repeated"),
+])
+def test_bad_grid_specs_name_the_problem(spec, message):
+    with pytest.raises(SweepError, match=message):
+        parse_grid(spec)
+
+
+def test_bad_cells_and_seeds_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(SweepError, match="cell lr--1_seed-0: lr must be > 0"):
+        make_cells({"lr": [0.1, -1.0]}, BASE)
+    with pytest.raises(SweepError, match="seed given both"):
+        make_cells({"seed": [0, 1]}, BASE, seeds=[0])
+    with pytest.raises(SweepError, match="--seeds"):
+        parse_seeds("0,x")
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_grid(["hidden=8,16", "update=local,through_time"]) == {
+        "hidden": [8, 16], "update": ["local", "through_time"]}
+
+
+def test_cli_without_dask_names_the_extra(tmp_path):
+    code = ("import sys; sys.modules['distributed'] = None; from tpref.cli import main; "
+            "sys.exit(main(['sweep', '--grid', 'lr=0.1', '--out', sys.argv[1]]))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    assert 'pip install -e ".[sweep]"' in proc.stderr
+
+
+def test_cli_sweep_reports_a_bad_grid(capsys, tmp_path):
+    from tpref.cli import main
+
+    assert main(["sweep", "--grid", "nope=1", "--out", str(tmp_path)]) == 2
+    assert "unknown field 'nope'" in capsys.readouterr().err
