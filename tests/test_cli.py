@@ -6,7 +6,7 @@ import os
 import pytest
 
 from tpref.cli import main
-from tpref.train import Progress
+from tpref.run_io import Progress
 
 
 def test_compare_ends_with_table_and_plot(tmp_path, capsys):

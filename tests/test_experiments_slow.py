@@ -3,7 +3,8 @@
 import pytest
 
 from tpref.experiments import panel_configs
-from tpref.train import read_metrics, train
+from tpref.run_io import read_metrics
+from tpref.train import train
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from tpref.train import RunConfig, load_checkpoint, read_metrics, train
+from tpref.run_io import load_checkpoint, read_metrics
+from tpref.train import RunConfig, train
 
 
 def small_config(**kw):

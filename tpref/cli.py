@@ -90,7 +90,8 @@ def _common_fields(args):
 
 
 def _train(args):
-    from .train import RunConfig, check_output_dir, train
+    from .run_io import check_output_dir
+    from .train import RunConfig, train
 
     fields = _common_fields(args)
     fields.update(task=args.task, method=args.method, batch_size=args.batch_size,
@@ -127,7 +128,7 @@ def _panel(args, panel, methods, overrides):
 
 def _compare(args):
     from .experiments import preset_name
-    from .train import check_output_dir
+    from .run_io import check_output_dir
 
     methods = tuple(args.methods.split(","))
     for m in methods:
@@ -145,7 +146,7 @@ def _reproduce(args):
     from .experiments import panel_configs, run_panel
     from .presets import FIGURES, PRESETS
     from .plotting import plot_figure
-    from .train import check_output_dir
+    from .run_io import check_output_dir
 
     panels = FIGURES[args.figure]
     if args.panels:

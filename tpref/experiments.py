@@ -14,7 +14,8 @@ import os
 import sys
 
 from .presets import PRESETS
-from .train import RunConfig, check_output_dir, train
+from .run_io import check_output_dir
+from .train import RunConfig, train
 
 
 def preset_name(task, length=None):

@@ -23,7 +23,7 @@ def _style(index, method):
 
 
 def _load(panel_dir, methods):
-    from .train import read_metrics
+    from .run_io import read_metrics
 
     out = {}
     for m in methods:

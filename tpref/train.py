@@ -15,14 +15,14 @@ bit-identical to an uninterrupted one.
 Divergence (the authors' rule): the run stops when a training loss is NaN/inf, when the
 training loss averaged over an evaluation window exceeds twice the initial test loss, or
 when the regularized inverse cannot be factored. What was logged is kept.
+
+The files are written by :mod:`tpref.run_io`; this module holds the configuration and the loop.
 """
 
 import dataclasses
 import json
 import math
-import os
 import signal
-import sys
 import threading
 import time
 from typing import Optional
@@ -35,7 +35,13 @@ from .methods.inverse import RegularizedInverseError
 from .models.rnn import init_rnn, rnn_forward
 from .optim import SGD
 from .oracle import BACKENDS, check_backend, oracle
+from .run_io import (Progress, check_output_dir, load_checkpoint, read_metrics, resume_point,
+                     run_paths, save_checkpoint, write_json)
 from .tasks import make_task
+
+# the run files' helpers are also importable from here (tpref.train was their first home)
+__all__ = ["RunConfig", "train", "evaluate", "default_backend", "Progress", "check_output_dir",
+           "load_checkpoint", "read_metrics", "save_checkpoint"]
 
 
 def default_backend():
@@ -106,103 +112,6 @@ class RunConfig:
                          criterion=self.criterion, permutation_seed=self.permutation_seed)
 
 
-def check_output_dir(path):
-    """Create ``path`` if needed and make sure it is writable, or raise a clear OSError."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".tpref-write-test-{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as err:
-        raise OSError(f"output directory {path} is not writable: {err.strerror or err}") from err
-
-
-# ----------------------------------------------------------------------------------------------
-# files
-
-
-def _atomic_write_bytes(path, writer):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        writer(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _write_json(path, obj):
-    _atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
-
-
-def save_checkpoint(path, params, optimizer, state):
-    """Write params, momentum buffers and counters to ``path`` atomically (temp + os.replace)."""
-    arrays = {f"param/{k}": v for k, v in params.items()}
-    arrays.update({f"buffer/{k}": v for k, v in optimizer.state_dict().items()})
-    arrays["state"] = np.array(json.dumps(state))
-    _atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
-
-
-def load_checkpoint(path):
-    """(params, buffers, state) saved by :func:`save_checkpoint`."""
-    with np.load(path) as z:
-        params = {k[6:]: z[k].copy() for k in z.files if k.startswith("param/")}
-        buffers = {k[7:]: z[k].copy() for k in z.files if k.startswith("buffer/")}
-        state = json.loads(str(z["state"]))
-    return params, buffers, state
-
-
-def read_metrics(path):
-    """The rows of a metrics.jsonl file (a truncated last line is ignored)."""
-    rows = []
-    if not os.path.exists(path):
-        return rows
-    with open(path) as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
-
-
-# ----------------------------------------------------------------------------------------------
-# progress
-
-
-class Progress:
-    """A one-line progress bar on stderr (a line per evaluation when not a terminal)."""
-
-    def __init__(self, label, total, stream=None, enabled=True):
-        self.label, self.total, self.enabled = label, total, enabled
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.last = 0.0
-        self.info = ""
-
-    def update(self, it, elapsed, force=False):
-        if not self.tty:
-            return
-        now = time.monotonic()
-        if not force and now - self.last < 0.5:
-            return
-        self.last = now
-        frac = it / self.total
-        eta = elapsed / it * (self.total - it) if it else 0.0
-        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
-        self.stream.write(f"\r{self.label} [{bar}] {it}/{self.total} {elapsed:6.0f}s "
-                          f"eta {eta:6.0f}s {self.info}\x1b[K")
-        self.stream.flush()
-
-    def log(self, message):
-        if not self.enabled:
-            return
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        self.stream.write(f"{self.label} {message}\n")
-        self.stream.flush()
-
-
 # ----------------------------------------------------------------------------------------------
 # evaluation
 
@@ -247,6 +156,132 @@ def _raise_on_sigterm():
     return signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+@dataclasses.dataclass
+class _Counters:
+    """What a checkpoint holds besides parameters and optimizer buffers."""
+
+    iteration: int = 0                     # SGD steps done
+    initial_loss: Optional[float] = None   # test loss at iteration 0 (divergence rule)
+    wall_seconds: float = 0.0              # training steps only, evaluations excluded
+    window: list = dataclasses.field(default_factory=list)   # training losses since last eval
+
+
+class _Run:
+    """One run in progress: parameters, optimizer, counters, its files and progress line."""
+
+    def __init__(self, config, task, out_dir, prog):
+        self.config, self.task, self.out_dir, self.prog = config, task, out_dir, prog
+        self.paths = run_paths(out_dir)
+        self.params = init_rnn(task.d, config.hidden, task.k, seed=config.seed)
+        self.opt = SGD(self.params, lr=config.lr, momentum=config.momentum,
+                       nesterov=config.nesterov)
+        self.n = _Counters()
+        self.metrics_file = None
+
+    def start(self, resume):
+        """Continue from the directory's checkpoint (``resume``) or start afresh; write config.json."""
+        cfg = dataclasses.asdict(self.config)
+        saved = resume_point(self.out_dir, cfg, resume)
+        if saved is not None:
+            params, buffers, state = saved
+            for k in self.params:
+                self.params[k][...] = params[k]
+            self.opt.load_state_dict(buffers)
+            self.n = _Counters(**state)
+            self.prog.log(f"resumed from {self.paths['checkpoint']} at iteration {self.n.iteration}")
+        write_json(self.paths["config"], {"run": cfg, "task": self.task.describe()})
+
+    def due(self, every):
+        """Whether the iteration just done is a multiple of ``every`` or the last one."""
+        return self.n.iteration % every == 0 or self.n.iteration == self.config.iterations
+
+    def step(self):
+        """One SGD step on this iteration's batch; None, or why the run diverged."""
+        c, n = self.config, self.n
+        x, y = self.task.train_batch(c.seed, n.iteration, c.batch_size)
+        t0 = time.perf_counter()
+        try:
+            res = oracle(c.method, self.params, x, y, loss=self.task.loss, gamma_h=c.gamma_h,
+                         reg=c.reg, update=c.update, backend=c.backend)
+        except (FloatingPointError, RegularizedInverseError) as err:
+            return f"{type(err).__name__}: {err}"
+        if not math.isfinite(res.loss):
+            return f"training loss {res.loss} is not finite"
+        try:
+            self.opt.step(res.direction)
+        except FloatingPointError as err:
+            return f"parameter update overflowed: {err}"
+        n.wall_seconds += time.perf_counter() - t0
+        n.window.append(res.loss)
+        n.iteration += 1
+        self.prog.update(n.iteration, n.wall_seconds)
+        return None
+
+    def log_eval(self):
+        """Evaluate on held-out data and append the metrics row; return the row."""
+        c, n = self.config, self.n
+        test_loss, metrics = evaluate(self.task, self.params, c.seed, c.eval_size)
+        if n.initial_loss is None:
+            n.initial_loss = test_loss
+        row = {"iteration": n.iteration,
+               "train_loss": float(np.mean(n.window)) if n.window else None,
+               "test_loss": _finite_or_none(test_loss),
+               "test_accuracy": metrics.pop("accuracy"), "wall_seconds": round(n.wall_seconds, 4)}
+        row.update({f"test_{k}": v for k, v in metrics.items()})
+        self.metrics_file.write(json.dumps(row) + "\n")
+        self.metrics_file.flush()
+        self.prog.info = f"loss {row['train_loss'] or test_loss:.4g} acc {row['test_accuracy']:.3f}"
+        if not self.prog.tty:
+            self.prog.log(f"it {n.iteration}/{c.iterations} train "
+                          f"{row['train_loss'] or float('nan'):.4g} test {test_loss:.4g} "
+                          f"acc {row['test_accuracy']:.4f} {n.wall_seconds:.0f}s")
+        return row
+
+    def end_window(self):
+        """Evaluate, start a new window; None, or why the run diverged (authors' rule)."""
+        mean_train = self.log_eval()["train_loss"]
+        self.n.window = []
+        if mean_train > 2 * self.n.initial_loss:
+            return (f"mean training loss {mean_train:.4g} exceeds twice the "
+                    f"initial loss {self.n.initial_loss:.4g}")
+        if any(not np.isfinite(v).all() for v in self.params.values()):
+            return "parameters are not finite"
+        return None
+
+    def checkpoint(self):
+        save_checkpoint(self.paths["checkpoint"], self.params, self.opt,
+                        dataclasses.asdict(self.n))
+
+    def finish(self, status, reason):
+        """Write summary.json, say how the run ended; return the summary."""
+        n, paths = self.n, self.paths
+        rows = read_metrics(paths["metrics"])
+        last = rows[-1] if rows else {}
+        summary = {
+            "status": status, "reason": reason, "iterations_done": n.iteration,
+            "iterations_planned": self.config.iterations, "method": self.config.method,
+            "task": self.config.task, "final_test_accuracy": last.get("test_accuracy"),
+            "final_test_loss": last.get("test_loss"),
+            "best_test_accuracy": max((r["test_accuracy"] for r in rows), default=None),
+            "first_iteration_at_100": next(
+                (r["iteration"] for r in rows if r["test_accuracy"] >= 1.0), None),
+            "wall_seconds": round(n.wall_seconds, 3),
+            "seconds_per_iteration": round(n.wall_seconds / n.iteration, 6) if n.iteration else None,
+            "paths": paths,
+        }
+        write_json(paths["summary"], summary)
+        if status == "diverged":
+            self.prog.log(f"DIVERGED at iteration {n.iteration}: {reason}; metrics kept in "
+                          f"{paths['metrics']}")
+        elif status == "interrupted":
+            self.prog.log(f"interrupted at iteration {n.iteration}; resume with the same command "
+                          f"(last checkpoint {paths['checkpoint']})")
+        else:
+            self.prog.log(f"done: {n.iteration} iterations in {n.wall_seconds:.1f}s, test accuracy "
+                          f"{summary['final_test_accuracy']:.4f}; results in {self.out_dir}")
+        return summary
+
+
 def train(config, out_dir, *, resume=True, progress=True, stream=None, task=None, stop_after=None):
     """Run (or resume) one training run; return its summary dict.
 
@@ -274,143 +309,32 @@ def train(config, out_dir, *, resume=True, progress=True, stream=None, task=None
     config.validate()
     check_output_dir(out_dir)
     task = task if task is not None else config.make_task()
-    cfg = dataclasses.asdict(config)
-    paths = {k: os.path.join(out_dir, f) for k, f in (
-        ("config", "config.json"), ("metrics", "metrics.jsonl"),
-        ("checkpoint", "checkpoint.npz"), ("summary", "summary.json"))}
-    label = f"[{config.task} {config.method}]"
-    prog = Progress(label, config.iterations, stream, progress)
-
-    # ---- start or resume
-    start, initial_loss, wall, window = 0, None, 0.0, []
-    params = init_rnn(task.d, config.hidden, task.k, seed=config.seed)
-    opt = SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
-    if resume and os.path.exists(paths["checkpoint"]):
-        saved = None
-        if os.path.exists(paths["config"]):
-            with open(paths["config"]) as f:
-                saved = json.load(f)["run"]
-        same = saved is not None and ({**saved, "iterations": 0} == {**cfg, "iterations": 0})
-        if not same:
-            raise ValueError(f"{out_dir} holds a checkpoint of a different configuration; "
-                             f"use another output directory or remove it")
-        ck_params, buffers, state = load_checkpoint(paths["checkpoint"])
-        if state["iteration"] > config.iterations:
-            raise ValueError(f"{out_dir} holds a checkpoint at iteration {state['iteration']}, "
-                             f"beyond the {config.iterations} iterations asked for")
-        for k in params:
-            params[k][...] = ck_params[k]
-        opt.load_state_dict(buffers)
-        start, initial_loss, wall = state["iteration"], state["initial_loss"], state["wall_seconds"]
-        window = state["window"]
-        rows = [r for r in read_metrics(paths["metrics"]) if r["iteration"] <= start]
-        _atomic_write_bytes(paths["metrics"], lambda f: f.write(
-            "".join(json.dumps(r) + "\n" for r in rows).encode()))
-        prog.log(f"resumed from {paths['checkpoint']} at iteration {start}")
-    else:
-        for p in paths.values():
-            if os.path.exists(p):
-                os.remove(p)
-    _write_json(paths["config"], {"run": cfg, "task": task.describe()})
-
-    metrics_file = open(paths["metrics"], "a")
+    run = _Run(config, task, out_dir,
+               Progress(f"[{config.task} {config.method}]", config.iterations, stream, progress))
+    run.start(resume)
+    n = run.n
     status, reason = "finished", None
-
-    def log_eval(it):
-        nonlocal initial_loss
-        test_loss, metrics = evaluate(task, params, config.seed, config.eval_size)
-        if initial_loss is None:
-            initial_loss = test_loss
-        row = {"iteration": it, "train_loss": float(np.mean(window)) if window else None,
-               "test_loss": _finite_or_none(test_loss),
-               "test_accuracy": metrics.pop("accuracy"), "wall_seconds": round(wall, 4)}
-        row.update({f"test_{k}": v for k, v in metrics.items()})
-        metrics_file.write(json.dumps(row) + "\n")
-        metrics_file.flush()
-        prog.info = f"loss {row['train_loss'] or test_loss:.4g} acc {row['test_accuracy']:.3f}"
-        if not prog.tty:
-            prog.log(f"it {it}/{config.iterations} train {row['train_loss'] or float('nan'):.4g} "
-                     f"test {test_loss:.4g} acc {row['test_accuracy']:.4f} {wall:.0f}s")
-        return row
-
-    def checkpoint(it):
-        save_checkpoint(paths["checkpoint"], params, opt,
-                        {"iteration": it, "initial_loss": initial_loss, "wall_seconds": wall,
-                         "window": window})
-
-    it = start
     previous_sigterm = _raise_on_sigterm()
     try:
-        if start == 0:
-            log_eval(0)
-        with np.errstate(under="ignore", over="raise", invalid="raise", divide="raise"):
-            while it < config.iterations:
-                if stop_after is not None and it >= stop_after:
-                    status = "interrupted"
-                    break
-                x, y = task.train_batch(config.seed, it, config.batch_size)
-                t0 = time.perf_counter()
-                try:
-                    res = oracle(config.method, params, x, y, loss=task.loss,
-                                 gamma_h=config.gamma_h, reg=config.reg, update=config.update,
-                                 backend=config.backend)
-                    bad = not math.isfinite(res.loss)
-                except (FloatingPointError, RegularizedInverseError) as err:
-                    bad, res = True, None
-                    reason = f"{type(err).__name__}: {err}"
-                if bad:
-                    status = "diverged"
-                    reason = reason or f"training loss {res.loss} is not finite"
-                    break
-                try:
-                    opt.step(res.direction)
-                except FloatingPointError as err:
-                    status, reason = "diverged", f"parameter update overflowed: {err}"
-                    break
-                wall += time.perf_counter() - t0
-                window.append(res.loss)
-                it += 1
-                prog.update(it, wall)
-                if it % config.eval_every == 0 or it == config.iterations:
-                    row = log_eval(it)
-                    mean_train = row["train_loss"]
-                    window = []
-                    if mean_train > 2 * initial_loss:
+        with open(run.paths["metrics"], "a") as run.metrics_file:
+            if n.iteration == 0:
+                run.log_eval()
+            with np.errstate(under="ignore", over="raise", invalid="raise", divide="raise"):
+                while n.iteration < config.iterations:
+                    if stop_after is not None and n.iteration >= stop_after:
+                        status = "interrupted"
+                        break
+                    reason = run.step()
+                    if reason is None and run.due(config.eval_every):
+                        reason = run.end_window()
+                    if reason is not None:
                         status = "diverged"
-                        reason = (f"mean training loss {mean_train:.4g} exceeds twice the "
-                                  f"initial loss {initial_loss:.4g}")
                         break
-                    if any(not np.isfinite(v).all() for v in params.values()):
-                        status, reason = "diverged", "parameters are not finite"
-                        break
-                if it % config.checkpoint_every == 0 or it == config.iterations:
-                    checkpoint(it)
+                    if run.due(config.checkpoint_every):
+                        run.checkpoint()
     except KeyboardInterrupt:
         status, reason = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
     finally:
-        metrics_file.close()
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
-    rows = read_metrics(paths["metrics"])
-    first100 = next((r["iteration"] for r in rows if r["test_accuracy"] >= 1.0), None)
-    last = rows[-1] if rows else {}
-    summary = {
-        "status": status, "reason": reason, "iterations_done": it,
-        "iterations_planned": config.iterations, "method": config.method, "task": config.task,
-        "final_test_accuracy": last.get("test_accuracy"), "final_test_loss": last.get("test_loss"),
-        "best_test_accuracy": max((r["test_accuracy"] for r in rows), default=None),
-        "first_iteration_at_100": first100,
-        "wall_seconds": round(wall, 3),
-        "seconds_per_iteration": round(wall / it, 6) if it else None,
-        "paths": paths,
-    }
-    _write_json(paths["summary"], summary)
-    if status == "diverged":
-        prog.log(f"DIVERGED at iteration {it}: {reason}; metrics kept in {paths['metrics']}")
-    elif status == "interrupted":
-        prog.log(f"interrupted at iteration {it}; resume with the same command "
-                 f"(last checkpoint {paths['checkpoint']})")
-    else:
-        prog.log(f"done: {it} iterations in {wall:.1f}s, test accuracy "
-                 f"{summary['final_test_accuracy']:.4f}; results in {out_dir}")
-    return summary
+    return run.finish(status, reason)

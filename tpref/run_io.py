@@ -1,0 +1,154 @@
+"""The files of a training run and its progress line: what survives an interruption.
+
+A run directory holds ``config.json``, ``metrics.jsonl``, ``checkpoint.npz`` and
+``summary.json`` (:data:`RUN_FILES`, described in :mod:`tpref.train`). JSON files and
+checkpoints are replaced atomically (written to a temporary file, then ``os.replace``), so a
+run killed at any moment leaves either the old file or the new one; metrics are appended a
+line at a time and a truncated last line is ignored when read.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+#: key -> file name of the files in a run directory
+RUN_FILES = {"config": "config.json", "metrics": "metrics.jsonl",
+             "checkpoint": "checkpoint.npz", "summary": "summary.json"}
+
+
+def run_paths(out_dir):
+    """The paths of a run directory's files, keyed as :data:`RUN_FILES`."""
+    return {key: os.path.join(out_dir, name) for key, name in RUN_FILES.items()}
+
+
+def check_output_dir(path):
+    """Create ``path`` if needed and make sure it is writable, or raise a clear OSError."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".tpref-write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as err:
+        raise OSError(f"output directory {path} is not writable: {err.strerror or err}") from err
+
+
+# ----------------------------------------------------------------------------------------------
+# atomic files
+
+
+def atomic_write_bytes(path, writer):
+    """Call ``writer(f)`` on a temporary binary file, sync it, then move it onto ``path``."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        writer(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_bytes(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def save_checkpoint(path, params, optimizer, state):
+    """Write params, momentum buffers and counters to ``path`` atomically (temp + os.replace)."""
+    arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays.update({f"buffer/{k}": v for k, v in optimizer.state_dict().items()})
+    arrays["state"] = np.array(json.dumps(state))
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path):
+    """(params, buffers, state) saved by :func:`save_checkpoint`."""
+    with np.load(path) as z:
+        params = {k[6:]: z[k].copy() for k in z.files if k.startswith("param/")}
+        buffers = {k[7:]: z[k].copy() for k in z.files if k.startswith("buffer/")}
+        state = json.loads(str(z["state"]))
+    return params, buffers, state
+
+
+def read_metrics(path):
+    """The rows of a metrics.jsonl file (a truncated last line is ignored)."""
+    rows = []
+    if not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+def resume_point(out_dir, run, resume):
+    """The checkpoint a run continues from, as (params, buffers, state), or None.
+
+    With ``resume`` and a checkpoint in ``out_dir``: the checkpoint must belong to the same
+    configuration (``run``, the RunConfig as a dict; only ``iterations`` may differ) and not
+    lie beyond ``run["iterations"]`` (else ValueError); metrics rows logged after it are
+    dropped. Otherwise the files of an earlier run are removed and None is returned.
+    """
+    paths = run_paths(out_dir)
+    if not (resume and os.path.exists(paths["checkpoint"])):
+        for p in paths.values():
+            if os.path.exists(p):
+                os.remove(p)
+        return None
+    saved = None
+    if os.path.exists(paths["config"]):
+        with open(paths["config"]) as f:
+            saved = json.load(f)["run"]
+    if saved is None or {**saved, "iterations": 0} != {**run, "iterations": 0}:
+        raise ValueError(f"{out_dir} holds a checkpoint of a different configuration; "
+                         f"use another output directory or remove it")
+    params, buffers, state = load_checkpoint(paths["checkpoint"])
+    if state["iteration"] > run["iterations"]:
+        raise ValueError(f"{out_dir} holds a checkpoint at iteration {state['iteration']}, "
+                         f"beyond the {run['iterations']} iterations asked for")
+    rows = [r for r in read_metrics(paths["metrics"]) if r["iteration"] <= state["iteration"]]
+    atomic_write_bytes(paths["metrics"], lambda f: f.write(
+        "".join(json.dumps(r) + "\n" for r in rows).encode()))
+    return params, buffers, state
+
+
+# ----------------------------------------------------------------------------------------------
+# progress
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per evaluation when not a terminal)."""
+
+    def __init__(self, label, total, stream=None, enabled=True):
+        self.label, self.total, self.enabled = label, total, enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last = 0.0
+        self.info = ""
+
+    def update(self, it, elapsed, force=False):
+        if not self.tty:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        frac = it / self.total
+        eta = elapsed / it * (self.total - it) if it else 0.0
+        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
+        self.stream.write(f"\r{self.label} [{bar}] {it}/{self.total} {elapsed:6.0f}s "
+                          f"eta {eta:6.0f}s {self.info}\x1b[K")
+        self.stream.flush()
+
+    def log(self, message):
+        if not self.enabled:
+            return
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(f"{self.label} {message}\n")
+        self.stream.flush()
