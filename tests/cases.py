@@ -32,3 +32,57 @@ def random_targets(rng, B, k, loss, dtype=np.float64):
     if loss == "cross_entropy":
         return rng.integers(0, k, size=B)
     return rng.normal(size=(B, k)).astype(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# results safe to hold (tpref.OracleResult)
+
+
+def result_arrays(res):
+    """Every array a caller reaches through a result: outputs, directions, displacements and
+    targets (read: computed now if deferred), and a stored displacements array."""
+    arrays = {"displacements": res.displacements, "targets": res.targets,
+              "output": res.output, "hidden": res.hidden,
+              **{"direction " + name: a for name, a in res.direction.items()}}
+    return {name: a for name, a in arrays.items() if a is not None}
+
+
+def scribble(a):
+    """Overwrite every entry of ``a`` as a careless caller would; False if ``a`` refused."""
+    try:
+        if a.dtype.kind in "iu":
+            a[...] = a + 1                                # labels: another class
+        else:
+            a[...] = 3.0 * a + 0.5
+    except ValueError:                                    # read-only
+        return False
+    return True
+
+
+def check_safe_to_hold(oracle, backend, method, params, x, y, **kw):
+    """Call ``oracle`` with ``backend``; then edit everything the caller can reach (the
+    params, x and y passed in, and every array of the result before its displacements are
+    read), then read the result: it must equal a "numpy" call made on untouched copies.
+    Returns the result."""
+    from tpref.testing import assert_close
+    copy = lambda: ({n: a.copy() for n, a in params.items()}, x.copy(), y.copy())
+    ref = oracle(method, *copy(), backend="numpy", **kw)
+    params, x, y = copy()
+    res = oracle(method, params, x, y, backend=backend, **kw)
+    for a in (*params.values(), x, y):
+        assert scribble(a)                                # the caller's own arrays: writeable
+    source = getattr(res, "displacements_source", None)
+    for a in (res.output, res.hidden, *res.direction.values(),
+              source if isinstance(source, np.ndarray) else None):
+        if a is not None:
+            scribble(a)
+    got, want = result_arrays(res), result_arrays(ref)
+    assert got.keys() == want.keys()
+    dtype = res.hidden.dtype
+    for name in want:
+        assert_close(got[name], want[name], name=f"{backend} {method} {name}", dtype=dtype)
+    for name, a in got.items():
+        assert not a.flags.writeable, name
+        for b in (*params.values(), x, y):
+            assert not np.shares_memory(a, b), name
+    return res

@@ -19,6 +19,7 @@ import pytest
 from numba import cuda
 
 import tpref
+from cases import check_safe_to_hold
 from tpref.config import F32_REF_FACTOR
 from tpref.methods import reference
 from tpref.testing import assert_close
@@ -172,6 +173,17 @@ def test_oracle_cuda_equals_numpy(one_small_block, method, update, activation, l
     rng = np.random.default_rng(7)
     y = rng.integers(0, 3, size=3) if loss == "cross_entropy" else rng.normal(size=(3, 3)).astype(dtype)
     check_oracle(params, x, y, method, update, activation, loss)
+
+
+@needs_cuda
+@pytest.mark.parametrize("method", ["bp", "tp"])
+def test_oracle_cuda_result_is_safe_to_hold(one_small_block, method):
+    """Edits to the inputs and attempted edits to the result after the call change nothing
+    that is read later (tests/test_results_safe.py, for the CPU backends)."""
+    params, x = case(seed=8, dtype=np.float64)
+    kw = dict(loss="cross_entropy", gamma_h=0.1, reg=1.0) if method == "tp" else dict(
+        loss="cross_entropy")
+    check_safe_to_hold(tpref.oracle, "cuda", method, params, x, np.array([0, 2, 1]), **kw)
 
 
 @needs_cuda

@@ -793,7 +793,7 @@ def test_tp_displacements_read_later_are_the_fused_pass_bits(scaled, update, act
     res = tpref.oracle("tp", params, x, y, **kw)
     assert "displacements" not in res.__dict__ and "targets" not in res.__dict__
     run = numba_rnn.LinearizedTP(
-        numba_rnn.regularized_pinv_map(params["W_hh"], 0.5), res.hidden,
+        numba_rnn.regularized_pinv_map(params["W_hh"], 0.5), res.hidden.copy(),
         -dtype(gamma_h) * reference.output_backward(params, res.hidden[-1], y,
                                                     "cross_entropy")[3],
         activation, CLIP_EPS)

@@ -8,11 +8,12 @@ against. It validates its input, dispatches to a backend (the NumPy reference lo
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 
 from .config import CELLS, CLIP_EPS, GRU_INVERSES
+from .deferred import Deferred, freeze
 from .validation import (check_choice, check_gru_params, check_inputs, check_oracle_options,
                          check_rnn_params, check_targets)
 
@@ -39,18 +40,26 @@ def check_backend(backend):
 
 @dataclass(frozen=True)
 class OracleResult:
-    """What one oracle call computes.
+    """What one oracle call computes; safe to hold.
+
+    Every array of a result is read-only (``tpref.deferred.freeze``: writing into it, or
+    turning its ``writeable`` flag back on, raises ValueError), and none is a view of the
+    params, x or y passed to the call; copy an array to edit it. So a result read later, or
+    read again after the caller edited its own inputs, gives the numbers the call computed.
+    The ``direction`` dict itself is the caller's (replacing an entry changes nothing else).
 
     ``targets`` is not stored: it is ``hidden + displacements``, formed on first access and
     then cached (``functools.cached_property``, which a frozen dataclass allows: it writes the
     instance ``__dict__`` directly). The backends therefore never write a second (T+1, B, p)
-    array that most callers do not read; the values are the ones the backends used to return.
+    array that most callers do not read.
 
-    ``displacements`` is an attribute of the same kind. The "numpy", "cuda" and "dtp" paths
-    store the array they computed; the "numba" backend's "tp" carries its displacements
+    ``displacements`` is an attribute of the same kind: ``displacements_source`` is what the
+    backend returned, the array itself, or a ``tpref.deferred.Deferred`` computed on first
+    read from inputs it holds frozen. The "numba" backend's "tp" carries its displacements
     through the fused backward pass without writing them (a training step does not read
-    them) and computes them again, the same bits, on first access (a second run of Eq. (2),
-    about a third of a BP iteration's time; ``tpref.kernels.numba_rnn.LinearizedTP``).
+    them) and defers them: the first read runs Eq. (2) again, the same bits, from the
+    result's own (read-only) hidden states, P and lam_T (about a third of a BP iteration's
+    time; ``tpref.kernels.numba_rnn.linearized_displacements``).
 
     Attributes
     ----------
@@ -64,12 +73,14 @@ class OracleResult:
     targets : ndarray of shape (T+1, B, p) or None
         targets[t] = v_t (Eq. 1-2, or the difference formula for "dtp"); None for "bp".
         targets[0] = v_0 is computed but not used by the update. Computed on first access
-        as hidden + displacements (the same bits the backends returned before), then cached.
+        as hidden + displacements, then cached.
     displacements : ndarray of shape (T+1, B, p) or None
         lam_t = v_t - h_t (Sec. 3), computed directly (more accurate than targets - hidden);
         None for "bp". Computed on first access where the backend deferred it (see above).
     direction : dict of str -> ndarray
         Same keys and shapes as params; gradient-like: theta <- theta - gamma_theta * direction.
+    displacements_source : ndarray, Deferred or None
+        The displacements as the backend returned them (read ``displacements`` instead).
     """
 
     method: str
@@ -77,23 +88,37 @@ class OracleResult:
     output: np.ndarray
     hidden: np.ndarray
     direction: dict
-    #: the displacements as the backend returned them: an array, None, or a zero-argument
-    #: callable computing the array (read ``displacements`` instead)
-    _lam_source: Union[np.ndarray, Callable[[], np.ndarray], None] = field(
+    displacements_source: Union[np.ndarray, Deferred, None] = field(
         default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        # read-only views of the backend's arrays (a Deferred froze its inputs already)
+        for name in ("output", "hidden", "displacements_source"):
+            object.__setattr__(self, name, freeze(getattr(self, name)))
+        for name, a in self.direction.items():
+            self.direction[name] = freeze(a)
+
+    def __setstate__(self, state):
+        """Unpickled (or deep-copied) arrays come back writeable: freeze them again."""
+        state = dict(state)
+        for name in ("displacements", "targets"):        # cached already, if read
+            if name in state:
+                state[name] = freeze(state[name])
+        self.__dict__.update(state)
+        self.__post_init__()
 
     @cached_property
     def displacements(self) -> Optional[np.ndarray]:
         """lam_t = v_t - h_t, (T+1, B, p); None for "bp"."""
-        source = self._lam_source
-        return source() if callable(source) else source
+        source = self.displacements_source
+        return source.evaluate() if isinstance(source, Deferred) else source
 
     @cached_property
     def targets(self) -> Optional[np.ndarray]:
         """v_t = h_t + lam_t, (T+1, B, p); None for "bp" (no displacements)."""
         if self.displacements is None:
             return None
-        return self.hidden + self.displacements                  # (T+1, B, p)
+        return freeze(self.hidden + self.displacements)          # (T+1, B, p)
 
 
 def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local",
@@ -206,7 +231,7 @@ def _gru_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation,
 
 
 def _result(method, out):
-    """OracleResult from a backend's dict (its "displacements": array, None or callable)."""
+    """OracleResult from a backend's dict (its "displacements": array, Deferred or None)."""
     return OracleResult(method=method, loss=out["loss"], output=out["output"],
                         hidden=out["hidden"], direction=out["direction"],
-                        _lam_source=out["displacements"])
+                        displacements_source=out["displacements"])

@@ -53,8 +53,10 @@ What differs from the reference, by design (speed), and why equality still holds
    step multiplies by (W_hh, W_hh^T, P), start on 64-byte boundaries (``workspace.aligned``):
    OpenBLAS's float64 small-matrix kernels lose ~10% on a misaligned (p, p) operand.
 9. TP's displacements are carried through the fused backward pass in a (2, B, p) buffer and
-   not written; ``OracleResult.displacements`` computes them when first read, the same bits
-   (``LinearizedTP``). Writing them was most of what a TP call cost beyond BP.
+   not written; ``rnn_oracle`` returns them as a ``tpref.deferred.Deferred`` of
+   ``linearized_displacements`` over the call's own P, hidden states and lam_T (frozen), which
+   ``OracleResult.displacements`` evaluates when first read: the same bits (``LinearizedTP``).
+   Writing them was most of what a TP call cost beyond BP.
 
 Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hidden[0] = 0.
 """
@@ -65,6 +67,7 @@ from numba import njit
 
 from ..config import (BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS, PRODUCT_SMALL_MIN_ROWS,
                       SMALL_GEMM_MNK)
+from ..deferred import Deferred
 from ..methods.inverse import factor_regularized_gram
 from ..methods.reference import output_backward
 from . import workspace
@@ -72,7 +75,7 @@ from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vatanh, vlogit, vtanh, wide_vectors
 
 __all__ = ["rnn_forward", "output_backward", "transition_backward", "regularized_pinv_map",
-           "propagate_displacements", "rnn_oracle", "blas_threads"]
+           "propagate_displacements", "linearized_displacements", "rnn_oracle", "blas_threads"]
 
 # every kernel: cached on disk (a second process pays no JIT), NumPy's error model (no
 # ZeroDivisionError checks, so divisions vectorize)
@@ -512,9 +515,9 @@ class LinearizedTP:
 
     ``fused`` runs ``_tp_backward``: the displacements and the Eq. (3) directions in one pass
     over t = T..1. ``rnn_oracle`` runs it without keeping the displacements (only mu_t and
-    mu_{t-1}, in cache) and hands ``displacements`` to ``OracleResult``, which calls it the
-    first time a caller reads ``result.displacements`` or ``result.targets``: training reads
-    neither, and writing the (T+1, B, p) array was most of what TP cost beyond BP (10 MB at
+    mu_{t-1}, in cache) and defers them (``linearized_displacements``): ``OracleResult``
+    computes them the first time a caller reads ``result.displacements`` or
+    ``result.targets``: training reads neither, and writing the (T+1, B, p) array was most of what TP cost beyond BP (10 MB at
     the pixel-MNIST shapes in float64; docs/benchmarks.md, fifth round).
 
     ``displacements`` runs Eq. (2) again with ``_propagate_linearized``: the same elementwise
@@ -585,6 +588,15 @@ class LinearizedTP:
         return mu
 
 
+def linearized_displacements(P, hidden, lam_T, activation, eps):
+    """lam_t = v_t - h_t, (T+1, B, p), of linearized TP (Eq. 2) from P, h_0..h_T and lam_T.
+
+    What ``rnn_oracle`` defers for "tp" (``tpref.deferred.Deferred``, its arguments frozen):
+    ``LinearizedTP(...).displacements()``, the bits its fused pass carried.
+    """
+    return LinearizedTP(P, hidden, lam_T, activation, eps).displacements()
+
+
 @njit(fastmath=CONTRACT, **_JIT)
 def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
     """lam[t-1] = [a^{-1}(pi(h_t + lam_t)) - a^{-1}(pi(h_t))] P for t = T..1.
@@ -651,7 +663,7 @@ def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, diff
         if difference:
             return _difference_displacements(params, hidden, lam_T, reg, activation, eps)
         P = regularized_pinv_map(params["W_hh"], reg)                 # (p, p), once per call
-    return LinearizedTP(P, hidden, lam_T, activation, eps).displacements()
+    return linearized_displacements(P, hidden, lam_T, activation, eps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -689,12 +701,14 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
             through_time = update == "through_time"
             if method == "tp":
                 # fused: displacements and deltas in one pass, the displacements carried in a
-                # (2, B, p) buffer (see _tp_backward); lam is a recipe for them
-                run = LinearizedTP(regularized_pinv_map(W_hh, reg), hidden, lam_T, activation,
-                                   eps)                            # P: (p, p), once per call
+                # (2, B, p) buffer (see _tp_backward); lam is deferred: computed when read,
+                # from this call's P, hidden states and lam_T (frozen by Deferred)
+                P = regularized_pinv_map(W_hh, reg)               # (p, p), once per call
+                run = LinearizedTP(P, hidden, lam_T, activation, eps)
                 run_direction, _ = run.fused(W_hh, x, through_time)
                 direction.update(run_direction)
-                lam = run.displacements                            # computed when read
+                lam = Deferred(linearized_displacements, P=P, hidden=hidden, lam_T=lam_T,
+                               activation=activation, eps=eps)
             else:
                 lam = _difference_displacements(params, hidden, lam_T, reg, activation, eps,
                                                 out=lam_out)

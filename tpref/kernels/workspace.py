@@ -20,6 +20,8 @@ under config.WORKSPACE_MIN_BYTES or over WORKSPACE_MAX_BYTES / WORKSPACE_KEEP ar
 (aligned) arrays, not kept. ``clear()`` gives the kept memory back.
 
 The contents of a buffer are whatever the previous call left: callers write every entry.
+A result's arrays are read-only (``tpref.deferred.freeze``, which also freezes the uint8
+owner); a buffer handed out again is made writeable again, once no one holds it.
 
 Alignment. Every array made here starts on an ALIGN = 64-byte boundary (a view of a slightly
 larger uint8 array; NumPy's own allocations are only 16-byte aligned): a 512-bit load of a
@@ -96,6 +98,9 @@ def empty(shape, dtype):
                 break
         else:
             out = aligned_empty(shape, dtype)
+        # a dropped result may have frozen it (or a view of it, and with it the owner)
+        out.base.flags.writeable = True                   # the uint8 owner, then the array
+        out.flags.writeable = True
         kept.append(out)                                  # most recently handed out last
         del kept[:-WORKSPACE_KEEP]                        # forget the oldest (a caller holds it)
         _KEPT[key] = kept
