@@ -43,12 +43,12 @@ def test_validate_checks_the_displacements_read_after_a_tp_call(monkeypatch):
 
 
 def test_cli_bench_writes_json_and_plot(tmp_path, monkeypatch):
+    from tpref.bench import cli, report
     monkeypatch.setitem(bench.CONFIGS, "tiny", TINY)
-    monkeypatch.setattr(bench, "SWEEP_T", (4, 8))
-    monkeypatch.setattr(bench, "SWEEP_P", (4,))
-    monkeypatch.setattr(bench, "gemm_rate", lambda dtype: {"fake": 10.0})
+    monkeypatch.setattr(report, "SWEEP_P", (4,))
+    monkeypatch.setattr(cli, "gemm_rate", lambda dtype: {"fake": 10.0})
     orig = bench.sweep
-    monkeypatch.setattr(bench, "sweep", lambda dt, reps, log=print: orig(
+    monkeypatch.setattr(cli, "sweep", lambda dt, reps, log=print: orig(
         dt, 1, Ts=(4, 8), ps=(4,), base="tiny", log=log))
     with np.errstate():                                  # cli.main sets np.seterr(all="raise")
         assert cli_main(["bench", "--quick", "--configs", "tiny", "--dtypes", "float64",

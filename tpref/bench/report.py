@@ -1,0 +1,96 @@
+"""What ``tpref bench`` writes: the TP/BP sweep plot and Markdown tables of bench.json."""
+
+import numpy as np
+
+from .configs import SWEEP_P
+
+
+def plot_sweep(rows, path):
+    """TP/BP - 1 against p/T (log-log), with the paper's claim TP/BP - 1 ~ p/T as a guide."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for dtype, marker in (("float32", "o"), ("float64", "s")):
+        rs = [r for r in rows if r["dtype"] == dtype]
+        if not rs:
+            continue
+        pt = np.array([r["p"] / r["T"] for r in rs])
+        excess = np.array([r["tp_over_bp_paired"] - 1.0 for r in rs])
+        axes[0].scatter(pt, np.maximum(excess, 1e-3), marker=marker, label=f"TP {dtype}")
+        excess_d = np.array([r["dtp_over_bp_paired"] - 1.0 for r in rs])
+        axes[0].scatter(pt, np.maximum(excess_d, 1e-3), marker=marker, facecolors="none",
+                        edgecolors="gray", label=f"DTP {dtype}")
+        if all("tp_lam_over_bp_paired" in r for r in rs):
+            excess_l = np.array([r["tp_lam_over_bp_paired"] - 1.0 for r in rs])
+            axes[0].scatter(pt, np.maximum(excess_l, 1e-3), marker=marker, facecolors="none",
+                            edgecolors="C3", label=f"TP + displacements read, {dtype}")
+        for r in rs:
+            axes[1].errorbar(r["T"], r["tp_over_bp_paired"],
+                             yerr=[[r["tp_over_bp_paired"] - r["tp_over_bp_paired_q"][0]],
+                                   [r["tp_over_bp_paired_q"][1] - r["tp_over_bp_paired"]]],
+                             fmt="none", ecolor="gray", lw=0.8)
+            axes[1].scatter(r["T"], r["tp_over_bp_paired"], marker=marker,
+                            c=f"C{SWEEP_P.index(r['p']) if r['p'] in SWEEP_P else 0}")
+    for i, p in enumerate(SWEEP_P):
+        axes[1].scatter([], [], c=f"C{i}", label=f"p={p}")
+    axes[1].scatter([], [], c="gray", marker="o", label="float32")
+    axes[1].scatter([], [], c="gray", marker="s", label="float64")
+    g = np.geomspace(5e-3, 20, 50)
+    axes[0].plot(g, g / 4, "k--", lw=1, label="slope 1: (TP/BP - 1) ~ p/T")
+    axes[0].set(xscale="log", yscale="log", xlabel="p / T",
+                ylabel="TP/BP - 1 (median of paired CPU ratios)",
+                title="TP overhead vs p/T (clipped at 1e-3)")
+    axes[0].legend(fontsize=7)
+    axes[1].axhline(1.0, color="k", lw=0.8)
+    axes[1].axhline(1.1, color="r", lw=0.8, ls=":", label="1.10 target")
+    axes[1].set(xscale="log", xlabel="T (colour: p)", ylabel="TP / BP (paired, quartiles)",
+                title="TP / BP per iteration, numba backend")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown(results):
+    """Markdown tables of a results dict (as written to bench.json), for docs/benchmarks.md."""
+    lines = []
+    g = results["gemm_gflops"]
+    lines.append("GEMM rate measured in this run (GFLOP/s): " + "; ".join(
+        f"{dt}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()) for dt, r in g.items()))
+    lines.append("")
+    for res in results["configs"]:
+        dv = res["derived"]
+        lines.append(f"### {res['config']} {res['dtype']} (T={res['T']}, B={res['B']}, d={res['d']}, "
+                     f"p={res['p']}, k={res['k']}, {res['loss']})")
+        lines.append("")
+        lines.append("| backend | check (max rel err) | wall median ms [q25, q75] | CPU median ms | n |")
+        lines.append("|---|---|---|---|---|")
+        for b, v in res["times"].items():
+            c = res["check"].get(b.replace(" [ftz]", ""), {})
+            w = v["wall"]
+            chk = f"{c['max_rel_err']:.1e}" if c else ""
+            lines.append(f"| {b} | {chk} | {w['median']:.2f} [{w['q25']:.2f}, {w['q75']:.2f}] | "
+                         f"{v['cpu']['median']:.2f} | {w['n']} |")
+        lines.append("")
+        lines.append("; ".join(
+            f"{clock}: " + ", ".join(f"{k} {x:.2f}" for k, x in dv[clock].items())
+            for clock in ("cpu", "wall")))
+        lines.append("")
+    if results.get("sweep"):
+        lines.append("### sweep (numba backend, median CPU ms; TP/BP from CPU medians, and the "
+                     "median of paired per-repetition CPU ratios)")
+        lines.append("")
+        lines.append("| dtype | T | p | p/T | BP | TP | DTP | TP/BP | TP/BP (wall) "
+                     "| TP/BP paired [q25, q75] | TP+lam read / BP paired |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in results["sweep"]:
+            c = r["cpu_median_ms"]
+            lines.append(f"| {r['dtype']} | {r['T']} | {r['p']} | {r['p'] / r['T']:.3f} | {c['bp']:.2f} | "
+                         f"{c['tp']:.2f} | {c['dtp']:.2f} | {r['tp_over_bp']:.3f} | {r['tp_over_bp_wall']:.3f} | "
+                         f"{r['tp_over_bp_paired']:.3f} [{r['tp_over_bp_paired_q'][0]:.3f}, "
+                         f"{r['tp_over_bp_paired_q'][1]:.3f}] | "
+                         f"{r.get('tp_lam_over_bp_paired', float('nan')):.3f} |")
+        lines.append("")
+    return "\n".join(lines)
