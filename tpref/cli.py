@@ -5,7 +5,8 @@ Commands
 demo        train a tiny RNN with BP, TP and DTP on one synthetic batch, print the losses
 train       one training run, every hyperparameter a flag
 compare     BP versus TP on one task with the paper's hyperparameters: runs, table, plot
-reproduce   the panels of the paper's Fig. 3 (synthetic) or Fig. 4 (images)
+reproduce   the panels of the paper's Fig. 3 (synthetic) or Fig. 4 (images; Fashion-MNIST with
+            the GRU)
 sweep       a grid of training runs on Dask (tpref.sweeps; the [sweep] extra)
 bench       validate then time the oracle backends against PyTorch (docs/benchmarks.md)
 
@@ -18,7 +19,7 @@ import os
 import sys
 
 
-from .config import METHODS, UPDATES
+from .config import CELLS, DTYPES, GRU_INVERSES, METHODS, UPDATES
 
 
 def _demo(args):
@@ -70,6 +71,24 @@ def _add_common(p, *, synthetic_length=True):
     p.add_argument("--update", default="local", choices=UPDATES,
                    help="TP/DTP update: local = the paper's Eq. (3), through_time = authors' code")
     p.add_argument("--hidden", type=int, default=100, help="hidden size p (default 100)")
+    _add_cell_flags(p)
+
+
+def _add_cell_flags(p):
+    """--cell, --gru-inverse, --dtype, --init: the model a run trains (tpref.models.cells)."""
+    from .models.cells import INITS
+
+    p.add_argument("--cell", default=None, choices=CELLS,
+                   help="recurrent cell: rnn (Sec. 2) or gru (PyTorch's GRU); default: the "
+                        "paper's for the task (gru for fashion-mnist, else rnn)")
+    p.add_argument("--gru-inverse", default="per_gate", choices=GRU_INVERSES,
+                   help="GRU TP: per_gate (default), exact (slow reference) or authors (the "
+                        "authors' code: their gate convention and carry; docs/gru.md)")
+    p.add_argument("--dtype", default="float64", choices=DTYPES,
+                   help="computation float type (default float64; float32 is ~2x faster)")
+    p.add_argument("--init", default="orthogonal", choices=INITS,
+                   help="orthogonal (the authors' scheme, default) or torch (PyTorch's default "
+                        "uniform init, what the authors' GRU ran with)")
 
 
 def _backend(args):
@@ -82,7 +101,8 @@ def _common_fields(args):
     return dict(length=args.length, pixels_per_step=args.pixels_per_step, markers=args.markers,
                 criterion=args.criterion, data_dir=args.data_dir, seed=args.seed,
                 backend=_backend(args), eval_every=args.eval_every, eval_size=args.eval_size,
-                checkpoint_every=args.checkpoint_every, update=args.update, hidden=args.hidden)
+                checkpoint_every=args.checkpoint_every, update=args.update, hidden=args.hidden,
+                cell=args.cell, gru_inverse=args.gru_inverse, dtype=args.dtype, init=args.init)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,12 +117,16 @@ def _train(args):
     fields.update(task=args.task, method=args.method, batch_size=args.batch_size,
                   iterations=args.iterations or 1000, lr=args.lr, momentum=args.momentum,
                   nesterov=args.nesterov, gamma_h=args.gamma_h, reg=args.reg)
+    if fields["cell"] is None:                  # the paper's cell for the task
+        from .experiments import panel_preset, preset_name
+
+        fields["cell"] = panel_preset(preset_name(args.task, args.length)).cell
     config = RunConfig(**fields)
     config.validate()
     out_dir = args.out
     check_output_dir(out_dir)
     task = config.make_task()
-    print(f"tpref train: {config.method} on {config.task} (T={task.length}), "
+    print(f"tpref train: {config.method} on {config.task} (T={task.length}, {config.cell}), "
           f"{config.iterations} iterations, backend {config.backend}; results in {out_dir}",
           flush=True)
     summary = train(config, out_dir, task=task, resume=not args.restart)
@@ -123,7 +147,24 @@ def _panel(args, panel, methods, overrides):
     from .experiments import panel_configs, run_panel
 
     configs = panel_configs(panel, methods, **overrides)
+    _print_preset_note(panel, overrides.get("cell"))
     return run_panel(panel, configs, args.out, jobs=args.jobs)
+
+
+def _print_preset_note(panel, cell):
+    """Say so when a panel runs with another cell than the paper's (Preset.with_cell)."""
+    from .experiments import panel_preset
+
+    note = panel_preset(panel, cell).note
+    if note:
+        print(f"note: {note}", flush=True)
+
+
+def _panel_label(panel, cell):
+    """A figure's panel title: the preset's name, and the cell when it is the GRU."""
+    from .experiments import panel_preset
+
+    return f"{panel} (GRU)" if panel_preset(panel, cell).cell == "gru" else panel
 
 
 def _compare(args):
@@ -144,7 +185,7 @@ def _compare(args):
 
 def _reproduce(args):
     from .experiments import panel_configs, run_panel
-    from .presets import FIGURES, PRESETS
+    from .presets import FIGURES
     from .plotting import plot_figure
     from .run_io import check_output_dir
 
@@ -165,6 +206,7 @@ def _reproduce(args):
         for p in panels:                     # every panel's data, before any training
             configs[p][0].make_task()
         for p in panels:
+            _print_preset_note(p, args.cell)
             run_panel(p, configs[p], args.out, jobs=args.jobs)
     else:
         from .experiments import panel_report
@@ -177,7 +219,7 @@ def _reproduce(args):
                 print(f"plot: {plot_comparison(os.path.join(args.out, p), methods, title=p)}")
     png = plot_figure(args.out, FIGURES[args.figure], methods,
                       os.path.join(args.out, f"{args.figure}.png"),
-                      titles={p: p for p in PRESETS})
+                      titles={p: _panel_label(p, args.cell) for p in FIGURES[args.figure]})
     print(f"figure: {png}")
     return 0
 
@@ -217,7 +259,8 @@ def build_parser():
                     help="parallel processes (default: one per method, at most the CPU count)")
     cp.set_defaults(func=_compare)
 
-    rp = sub.add_parser("reproduce", help="the paper's Fig. 3 (synthetic) or Fig. 4 (images)")
+    rp = sub.add_parser("reproduce", help="the paper's Fig. 3 (synthetic) or Fig. 4 (images: "
+                        "MNIST, permuted MNIST, CIFAR-10 with the RNN, Fashion-MNIST with the GRU)")
     rp.add_argument("figure", choices=("fig3", "fig4"))
     _add_common(rp)
     rp.add_argument("--panels", default=None, help="comma-separated subset of the figure's panels")

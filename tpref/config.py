@@ -18,6 +18,8 @@ RNN_TRANSITION_NAMES = ("W_hh", "W_xh", "b_h")
 CLIP_EPS = 1e-3
 
 METHODS = ("bp", "tp", "dtp")
+#: Float types a training run computes in (float32, as the authors' PyTorch runs, is faster).
+DTYPES = ("float64", "float32")
 LOSSES = ("cross_entropy", "mse")
 ACTIVATIONS = ("tanh", "sigmoid")
 UPDATES = ("local", "through_time")

@@ -38,9 +38,10 @@ def panel_configs(panel, methods=("bp", "tp"), **overrides):
     """RunConfigs of a panel's methods with the preset's hyperparameters and ``overrides``.
 
     ``overrides`` are RunConfig fields (None values are ignored); ``length`` may override the
-    preset's length for synthetic tasks.
+    preset's length for synthetic tasks; a ``cell`` other than the preset's takes that cell's
+    step sizes (``Preset.with_cell``).
     """
-    preset = PRESETS[panel]
+    preset = panel_preset(panel, overrides.get("cell"))
     configs = []
     for method in methods:
         fields = preset.run_fields(method)
@@ -49,6 +50,12 @@ def panel_configs(panel, methods=("bp", "tp"), **overrides):
         cfg.validate()
         configs.append(cfg)
     return configs
+
+
+def panel_preset(panel, cell=None):
+    """The preset of ``panel``, run with ``cell`` when given (``Preset.with_cell``)."""
+    preset = PRESETS[panel]
+    return preset if cell is None else preset.with_cell(cell)
 
 
 def _run_one(args):
@@ -89,7 +96,8 @@ def run_panel(panel, configs, out_dir, *, jobs=None, stream=None, plot=True):
 def panel_title(panel, config):
     """Plot title: the task as run (length included) and the settings shared by its runs."""
     length = f" T={config.length}" if config.length else ""
-    return (f"{config.task}{length} (preset {panel}; batch {config.batch_size}, "
+    cell = "GRU" if config.cell == "gru" else "RNN"
+    return (f"{config.task}{length}, {cell} (preset {panel}; batch {config.batch_size}, "
             f"hidden {config.hidden}, seed {config.seed})")
 
 
@@ -100,7 +108,8 @@ def format_table(panel, summaries, configs):
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s, c in zip(summaries, configs):
         hp = (f"lr {c.lr:g}, momentum {c.momentum:g}{' Nesterov' if c.nesterov else ''}"
-              if c.method == "bp" else f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, r {c.reg:g}, {c.update}")
+              if c.method == "bp" else f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, r {c.reg:g}, {c.update}"
+              + (f", {c.gru_inverse}" if c.cell == "gru" else ""))
         acc = lambda v: "-" if v is None else f"{100 * v:.1f}%"   # noqa: E731
         loss = "-" if s["final_test_loss"] is None else f"{s['final_test_loss']:.4g}"
         spi = "-" if s["seconds_per_iteration"] is None else f"{1e3 * s['seconds_per_iteration']:.1f} ms"

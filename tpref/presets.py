@@ -84,6 +84,29 @@ class Preset:
         raise ValueError(f"preset {self.name!r} has no step sizes for method {method!r}; "
                          f"it has {sorted(self.steps)}")
 
+    @property
+    def cell(self):
+        """The recurrent cell the paper runs this task with: ``options["cell"]``, else "rnn"."""
+        return self.options.get("cell", "rnn")
+
+    def with_cell(self, cell):
+        """This preset run with ``cell`` ("rnn" or "gru"): itself when that is its cell.
+
+        Otherwise the paper has no run of this task with that cell, and the preset keeps its
+        task, length, batch size and iteration count but takes the step sizes of the paper's
+        run with that cell on an image task of the same shape (:data:`CELL_STEPS`: the GRU's
+        from "fashion-mnist", the simple RNN's from "mnist"); ``note`` says so.
+        """
+        if cell == self.cell:
+            return self
+        if cell not in CELL_STEPS:
+            raise ValueError(f"cell must be one of {tuple(CELL_STEPS)}, got {cell!r}")
+        source = PRESETS[CELL_STEPS[cell]]
+        return dataclasses.replace(
+            self, steps=dict(source.steps), options={**self.options, "cell": cell},
+            note=f"the paper runs {self.name} with the {_CELL_NAMES[self.cell]}; the "
+                 f"{_CELL_NAMES[cell]} takes the step sizes of preset {source.name!r}")
+
     def run_fields(self, method):
         """The RunConfig fields of ``method`` under this preset (a new dict)."""
         fields = dict(task=self.task, method=method, length=self.length,
@@ -118,14 +141,18 @@ PRESETS = _presets(
            steps={"bp": Steps(lr=1e-3), "tp": Steps(lr=1e-2, gamma_h=1e-2, reg=10.0)}),
     Preset("fashion-mnist", task="fashion-mnist", batch_size=16, iterations=8000,
            steps={"bp": Steps(lr=1e-2), "tp": Steps(lr=0.1, gamma_h=1e-2, reg=1.0)},
-           note="the paper trains a GRU here; `tpref compare` runs the simple RNN with the "
-                "GRU's step sizes (scripts/fashion_gru.py runs the GRU)"),
+           options={"cell": "gru"}),
 )
+
+#: Where a task run with another cell than the paper's takes its step sizes
+#: (:meth:`Preset.with_cell`): the paper's only GRU run, and its RNN run of the same shape.
+CELL_STEPS = {"rnn": "mnist", "gru": "fashion-mnist"}
+_CELL_NAMES = {"rnn": "simple RNN", "gru": "GRU"}
 
 #: The paper's figures as tuples of preset names (one panel each).
 FIGURES = {
     "fig3": ("temporal-order-60", "temporal-order-120", "adding-30"),
-    "fig4": ("mnist", "pmnist", "cifar10"),
+    "fig4": ("mnist", "pmnist", "cifar10", "fashion-mnist"),
 }
 
 

@@ -86,13 +86,14 @@ def read_metrics(path):
     return rows
 
 
-def resume_point(out_dir, run, resume):
+def resume_point(out_dir, run, resume, defaults=None):
     """The checkpoint a run continues from, as (params, buffers, state), or None.
 
     With ``resume`` and a checkpoint in ``out_dir``: the checkpoint must belong to the same
     configuration (``run``, the RunConfig as a dict; only ``iterations`` may differ) and not
     lie beyond ``run["iterations"]`` (else ValueError); metrics rows logged after it are
     dropped. Otherwise the files of an earlier run are removed and None is returned.
+    ``defaults`` (a dict) fills the fields an older config.json lacks.
     """
     paths = run_paths(out_dir)
     if not (resume and os.path.exists(paths["checkpoint"])):
@@ -104,7 +105,7 @@ def resume_point(out_dir, run, resume):
     if os.path.exists(paths["config"]):
         with open(paths["config"]) as f:
             saved = json.load(f)["run"]
-    if saved is None or {**saved, "iterations": 0} != {**run, "iterations": 0}:
+    if saved is None or {**(defaults or {}), **saved, "iterations": 0} != {**run, "iterations": 0}:
         raise ValueError(f"{out_dir} holds a checkpoint of a different configuration; "
                          f"use another output directory or remove it")
     params, buffers, state = load_checkpoint(paths["checkpoint"])

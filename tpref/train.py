@@ -29,15 +29,16 @@ from typing import Optional
 
 import numpy as np
 
-from .config import METHODS, UPDATES
+from .config import CELLS, DTYPES, GRU_INVERSES, METHODS, UPDATES
 from .losses import loss_and_grad, output_layer
 from .methods.inverse import RegularizedInverseError
-from .models.rnn import init_rnn, rnn_forward
+from .models.cells import INITS, init_params, last_hidden
 from .optim import SGD
 from .oracle import BACKENDS, check_backend, oracle
 from .run_io import (Progress, check_output_dir, load_checkpoint, read_metrics, resume_point,
                      run_paths, save_checkpoint, write_json)
 from .tasks import make_task
+from .validation import check_choice
 
 # the run files' helpers are also importable from here (tpref.train was their first home)
 __all__ = ["RunConfig", "train", "evaluate", "default_backend", "Progress", "check_output_dir",
@@ -54,7 +55,10 @@ class RunConfig:
     """Everything that defines one training run (saved as config.json).
 
     Step sizes follow the paper: ``lr`` is gamma_theta, ``gamma_h`` the target step of
-    Eq. (1), ``reg`` the regularization r of the inverse (both unused by BP).
+    Eq. (1), ``reg`` the regularization r of the inverse (both unused by BP). ``cell`` is the
+    recurrent cell ("rnn" or "gru", tpref.models.cells), ``gru_inverse`` the GRU's
+    linearized inverse for TP (``tpref.oracle``), ``dtype`` the computation's float type and
+    ``init`` the initialization (``tpref.models.cells.INITS``).
     """
 
     task: str = "temporal-order"
@@ -79,6 +83,10 @@ class RunConfig:
     eval_every: int = 200
     eval_size: int = 1000                  # samples; 0 = the whole test set (images)
     checkpoint_every: int = 1000
+    cell: str = "rnn"
+    gru_inverse: str = "per_gate"          # GRU only
+    dtype: str = "float64"
+    init: str = "orthogonal"
 
     def validate(self):
         """Raise ValueError naming the first bad field."""
@@ -87,6 +95,14 @@ class RunConfig:
         if self.update not in UPDATES:
             raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
         check_backend(self.backend)
+        for name, choices in (("cell", CELLS), ("gru_inverse", GRU_INVERSES),
+                              ("dtype", DTYPES), ("init", INITS)):
+            check_choice(name, getattr(self, name), choices)
+        if self.cell == "gru" and self.method not in ("bp", "tp"):
+            raise ValueError(f"method {self.method!r} is not defined for cell 'gru' (the GRU "
+                             f"has no closed-form inverse, docs/gru.md); use 'tp' or 'bp'")
+        if self.cell == "gru" and self.backend == "cuda":
+            raise ValueError("backend 'cuda' runs cell 'rnn' only; use 'numba' for cell 'gru'")
         for name in ("hidden", "batch_size", "iterations", "eval_every", "checkpoint_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -116,12 +132,12 @@ class RunConfig:
 # evaluation
 
 
-def evaluate(task, params, seed, size):
-    """(test loss, metrics dict) of ``params`` on the task's held-out data."""
+def evaluate(task, params, seed, size, cell="rnn", backend="numpy"):
+    """(test loss, metrics dict) of ``params`` (a ``cell``) on the task's held-out data."""
     n, loss_sum, metric_sums = 0, 0.0, {}
     with np.errstate(all="ignore"):     # a diverging model gives inf/NaN here, reported as such
         for x, y in task.eval_batches(seed, size):
-            b, value, m = x.shape[1], *_eval_chunk(task, params, x, y)
+            b, value, m = x.shape[1], *_eval_chunk(task, params, x, y, cell, backend)
             n += b
             loss_sum += value * b
             for key, v in m.items():
@@ -129,9 +145,9 @@ def evaluate(task, params, seed, size):
     return loss_sum / n, {k: v / n for k, v in metric_sums.items()}
 
 
-def _eval_chunk(task, params, x, y):
+def _eval_chunk(task, params, x, y, cell, backend):
     """(batch-mean loss, metrics) of one evaluation chunk, forward pass only."""
-    h_T = rnn_forward(params, x)[-1]                                  # (B, p)
+    h_T = last_hidden(cell, params, x, backend)                       # (B, p)
     out = output_layer(params, h_T)                                   # (B, k)
     value, _ = loss_and_grad(task.loss, out, y)
     return value, task.metrics(out, y)
@@ -172,7 +188,9 @@ class _Run:
     def __init__(self, config, task, out_dir, prog):
         self.config, self.task, self.out_dir, self.prog = config, task, out_dir, prog
         self.paths = run_paths(out_dir)
-        self.params = init_rnn(task.d, config.hidden, task.k, seed=config.seed)
+        self.params = init_params(config.cell, task.d, config.hidden, task.k,
+                                  seed=config.seed, dtype=np.dtype(config.dtype),
+                                  init=config.init)
         self.opt = SGD(self.params, lr=config.lr, momentum=config.momentum,
                        nesterov=config.nesterov)
         self.n = _Counters()
@@ -181,7 +199,9 @@ class _Run:
     def start(self, resume):
         """Continue from the directory's checkpoint (``resume``) or start afresh; write config.json."""
         cfg = dataclasses.asdict(self.config)
-        saved = resume_point(self.out_dir, cfg, resume)
+        # a field missing from an older config.json had its present default then
+        saved = resume_point(self.out_dir, cfg, resume,
+                             defaults=dataclasses.asdict(RunConfig()))
         if saved is not None:
             params, buffers, state = saved
             for k in self.params:
@@ -202,7 +222,8 @@ class _Run:
         t0 = time.perf_counter()
         try:
             res = oracle(c.method, self.params, x, y, loss=self.task.loss, gamma_h=c.gamma_h,
-                         reg=c.reg, update=c.update, backend=c.backend)
+                         reg=c.reg, update=c.update, backend=c.backend, cell=c.cell,
+                         gru_inverse=c.gru_inverse)
         except (FloatingPointError, RegularizedInverseError) as err:
             return f"{type(err).__name__}: {err}"
         if not math.isfinite(res.loss):
@@ -220,7 +241,8 @@ class _Run:
     def log_eval(self):
         """Evaluate on held-out data and append the metrics row; return the row."""
         c, n = self.config, self.n
-        test_loss, metrics = evaluate(self.task, self.params, c.seed, c.eval_size)
+        test_loss, metrics = evaluate(self.task, self.params, c.seed, c.eval_size, c.cell,
+                                      c.backend)
         if n.initial_loss is None:
             n.initial_loss = test_loss
         row = {"iteration": n.iteration,

@@ -1,0 +1,68 @@
+"""The recurrent cells a training run can use, behind one small interface.
+
+    cell "rnn"   the simple RNN of Sec. 2 (tpref.models.rnn)
+    cell "gru"   PyTorch's GRU (tpref.models.gru), the model of the paper's Fashion-MNIST run
+
+:func:`init_params` draws a cell's initial parameters, :func:`last_hidden` runs its forward
+pass to h_T (evaluation). Training itself goes through ``tpref.oracle(..., cell=...)``.
+"""
+
+import numpy as np
+
+from ..config import CELLS, GRU_PARAM_NAMES, RNN_PARAM_NAMES
+from ..validation import check_choice
+from .gru import gru_forward, init_gru
+from .rnn import init_rnn, rnn_forward
+
+#: Initializations of a training run. "orthogonal": the authors' scheme (init_rnn, init_gru:
+#: orthogonal W_hh blocks, orthonormal input and output weights, zero biases). "torch":
+#: PyTorch's default for nn.RNN / nn.GRU and nn.Linear(p, k), every parameter drawn from
+#: U(-1/sqrt(p), 1/sqrt(p)); what the authors' GRU actually ran with (docs/gru.md, Sec. 1).
+INITS = ("orthogonal", "torch")
+
+
+def init_params(cell, d, p, k, *, seed, dtype=np.float64, init="orthogonal"):
+    """Initial parameters of ``cell`` ("rnn" or "gru"), seeded: the same seed, the same bits.
+
+    Parameters
+    ----------
+    cell : {"rnn", "gru"}
+    d, p, k : int
+        Input size, hidden size and output size.
+    seed : int
+    dtype : numpy float dtype, default float64
+    init : {"orthogonal", "torch"}
+        See :data:`INITS`.
+
+    Returns
+    -------
+    params : dict of str -> ndarray
+        ``config.RNN_PARAM_NAMES`` or ``config.GRU_PARAM_NAMES``, shapes as in init_rnn/init_gru.
+    """
+    check_choice("cell", cell, CELLS)
+    check_choice("init", init, INITS)
+    make = init_rnn if cell == "rnn" else init_gru
+    params = make(d, p, k, seed=seed, dtype=dtype)                # validates d, p, k
+    if init == "torch":
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(p)
+        names = RNN_PARAM_NAMES if cell == "rnn" else GRU_PARAM_NAMES
+        params = {name: rng.uniform(-bound, bound, size=params[name].shape).astype(dtype)
+                  for name in names}
+    return params
+
+
+def last_hidden(cell, params, x, backend="numpy"):
+    """h_T of ``cell`` for inputs x (T, B, d): (B, p), in the parameters' dtype.
+
+    ``backend="numba"`` runs the GRU's forward with its Numba kernel (equal to the reference
+    to rounding, tests/test_gru_numba.py); the simple RNN's forward is always the reference.
+    """
+    check_choice("cell", cell, CELLS)
+    x = np.asarray(x, dtype=params["W_hy"].dtype)                 # (T, B, d)
+    if cell == "rnn":
+        return rnn_forward(params, x)[-1]
+    if backend == "numba":
+        from ..kernels.numba_gru import gru_forward_numba
+        return gru_forward_numba(params, x)[0][-1]
+    return gru_forward(params, x)[0][-1]
