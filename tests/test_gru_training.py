@@ -225,3 +225,14 @@ def test_reproduce_fig4_draws_four_panels_the_last_with_the_gru(tmp_path, capsys
     width = int.from_bytes(png[16:20], "big")                        # IHDR: 4 columns of 4 in
     assert png[:4] == b"\x89PNG" and width == 4 * 4 * 80
     assert f"figure: {tmp_path / 'out' / 'fig4.png'}" in out
+
+
+def test_sweep_base_takes_the_cell_and_a_grid_can_vary_it():
+    """tpref sweep --cell gru: the base of every sweep cell is the GRU with the GRU's steps;
+    cell is a RunConfig field, so --grid cell=rnn,gru varies it like any other."""
+    from tpref.sweeps import base_from_preset, make_cells
+    base = base_from_preset("temporal-order", "tp", length=12, cell="gru", gru_inverse="authors")
+    assert (base["cell"], base["gru_inverse"], base["reg"], base["length"]) == (
+        "gru", "authors", 1.0, 12)
+    cells = make_cells({"cell": ["rnn", "gru"]}, base_from_preset("adding", "bp"), None)
+    assert sorted(c.config.cell for c in cells) == ["gru", "rnn"]

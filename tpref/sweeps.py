@@ -697,7 +697,8 @@ def _cli_sweep(args):
         checkpoint_every=args.checkpoint_every, update=args.update, hidden=args.hidden,
         iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, nesterov=args.nesterov or None, gamma_h=args.gamma_h,
-        reg=args.reg)
+        reg=args.reg, cell=args.cell, gru_inverse=args.gru_inverse, dtype=args.dtype,
+        init=args.init)
     n = len(make_cells(grid, base, seeds))
     where = args.scheduler or f"{args.workers or default_workers()} local worker processes"
     print(f"tpref sweep: {n} cells ({' x '.join(f'{k} {len(v)}' for k, v in grid.items())}"
