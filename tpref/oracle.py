@@ -39,6 +39,44 @@ def check_backend(backend):
 
 
 @dataclass(frozen=True)
+class OracleCall:
+    """What produced an :class:`OracleResult`: enough to run the same call again.
+
+    ``tpref.verify.compare`` reruns it in a candidate's dtype to size its tolerances.
+    ``params``, ``x`` and ``y`` are read-only copies taken when the oracle was called (a
+    later in-place update of the caller's arrays, e.g. by ``SGD.step``, does not reach them).
+
+    Attributes
+    ----------
+    method : str
+    params : dict of str -> ndarray
+    x : ndarray of shape (T, B, d)
+    y : ndarray
+    options : dict
+        The keyword arguments of ``oracle`` (loss, gamma_h, reg, update, activation, backend,
+        clip_eps, cell, gru_inverse), validated; ``oracle(method, params, x, y, **options)``
+        repeats the call.
+    """
+
+    method: str
+    params: dict
+    x: np.ndarray
+    y: np.ndarray
+    options: dict
+
+    def __setstate__(self, state):
+        """Unpickled (or deep-copied) arrays come back writeable: freeze them again."""
+        state = dict(state, x=freeze(state["x"]), y=freeze(state["y"]),
+                     params={n: freeze(a) for n, a in state["params"].items()})
+        self.__dict__.update(state)
+
+
+def _frozen_copy(a):
+    """A read-only copy of ``a`` (an OracleCall holds what the caller may later change)."""
+    return freeze(np.array(a, copy=True))
+
+
+@dataclass(frozen=True)
 class OracleResult:
     """What one oracle call computes; safe to hold.
 
@@ -81,6 +119,8 @@ class OracleResult:
         Same keys and shapes as params; gradient-like: theta <- theta - gamma_theta * direction.
     displacements_source : ndarray, Deferred or None
         The displacements as the backend returned them (read ``displacements`` instead).
+    call : OracleCall
+        The method, params, x, y and options that produced this result.
     """
 
     method: str
@@ -90,6 +130,7 @@ class OracleResult:
     direction: dict
     displacements_source: Union[np.ndarray, Deferred, None] = field(
         default=None, repr=False, compare=False)
+    call: Optional[OracleCall] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         # read-only views of the backend's arrays (a Deferred froze its inputs already)
@@ -190,8 +231,10 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
     if backend == "cuda" and (cell != "rnn" or method == "dtp"):
         raise ValueError(f"backend 'cuda' has cell 'rnn' with methods 'bp' and 'tp' only, got "
                          f"cell={cell!r}, method={method!r}; use backend 'numba'")
+    call = dict(loss=loss, gamma_h=gamma_h, reg=reg, update=update, activation=activation,
+                backend=backend, clip_eps=clip_eps, cell=cell, gru_inverse=gru_inverse)
     if cell == "gru":
-        return _gru_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg,
+        return _gru_oracle(call, method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg,
                            update=update, activation=activation, backend=backend,
                            eps=clip_eps, gru_inverse=gru_inverse)
     dtype, d, p, k = check_rnn_params(params)
@@ -205,11 +248,11 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         from .kernels.cuda_rnn import rnn_oracle
     out = rnn_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
                      activation=activation, eps=clip_eps)
-    return _result(method, out)
+    return _result(method, out, _call(method, params, x, y, call))
 
 
-def _gru_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, backend, eps,
-                gru_inverse):
+def _gru_oracle(call, method, params, x, y, *, loss, gamma_h, reg, update, activation, backend,
+                eps, gru_inverse):
     """The GRU branch of :func:`oracle` (options already checked except the GRU-specific ones)."""
     check_choice("gru_inverse", gru_inverse, GRU_INVERSES)
     if method == "dtp":
@@ -227,11 +270,17 @@ def _gru_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation,
         from .kernels.numba_gru import gru_oracle
     out = gru_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
                      eps=eps, inverse=gru_inverse)
-    return _result(method, out)
+    return _result(method, out, _call(method, params, x, y, call))
 
 
-def _result(method, out):
+def _call(method, params, x, y, options):
+    """The OracleCall of validated inputs (read-only copies)."""
+    return OracleCall(method=method, params={n: _frozen_copy(a) for n, a in params.items()},
+                      x=_frozen_copy(x), y=_frozen_copy(y), options=dict(options))
+
+
+def _result(method, out, call):
     """OracleResult from a backend's dict (its "displacements": array, Deferred or None)."""
     return OracleResult(method=method, loss=out["loss"], output=out["output"],
                         hidden=out["hidden"], direction=out["direction"],
-                        displacements_source=out["displacements"])
+                        displacements_source=out["displacements"], call=call)

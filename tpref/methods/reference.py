@@ -108,14 +108,33 @@ def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, diff
     lam = np.empty_like(hidden)                                  # (T+1, B, p)
     lam[T] = lam_T
     for t in range(T, 0, -1):
-        h_t = hidden[t]                                          # (B, p)
         if difference:
-            lam[t - 1] = (regularized_inverse(params, factor, x[t - 1], h_t + lam[t], activation, eps)
-                          - regularized_inverse(params, factor, x[t - 1], h_t, activation, eps))
+            lam[t - 1] = difference_step(params, factor, x[t - 1], hidden[t], lam[t], activation,
+                                         eps)
         else:
-            z = inverse_derivative(activation, project(activation, h_t, eps)) * lam[t]   # (B, p)
-            lam[t - 1] = apply_regularized_pinv(factor, params["W_hh"], z)
+            lam[t - 1] = linearized_inverse_step(params, factor, hidden[t], lam[t], activation,
+                                                 eps)
     return lam
+
+
+def linearized_inverse_step(params, factor, h_t, lam_t, activation, eps):
+    """One step of Eq. (2) for the displacements: lam_t (B, p) -> lam_{t-1} (B, p).
+
+        lam_{t-1} = (W_hh^T W_hh + r I)^{-1} W_hh^T [ (a^{-1})'(pi(h_t)) * lam_t ]
+
+    ``factor`` is :func:`factor_regularized_gram` of (W_hh, reg).
+    """
+    z = inverse_derivative(activation, project(activation, h_t, eps)) * lam_t     # (B, p)
+    return apply_regularized_pinv(factor, params["W_hh"], z)
+
+
+def difference_step(params, factor, x_t, h_t, lam_t, activation, eps):
+    """One step of difference TP (Sec. 2.2): lam_{t-1} = f_t^{-1}(h_t + lam_t) - f_t^{-1}(h_t).
+
+    x_t (B, d) is x[t - 1]; h_t, lam_t (B, p) -> lam_{t-1} (B, p).
+    """
+    return (regularized_inverse(params, factor, x_t, h_t + lam_t, activation, eps)
+            - regularized_inverse(params, factor, x_t, h_t, activation, eps))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -94,15 +94,25 @@ def gru_forward(params, x):
     hidden = np.zeros((T + 1, B, p), dtype=dt)                    # (T+1, B, p)
     cache = {name: np.empty((T, B, p), dtype=dt) for name in ("r", "z", "n", "g")}
     for t in range(1, T + 1):
-        x_t, h = x[t - 1], hidden[t - 1]                          # (B, d), (B, p)
-        r = _sigmoid(x_t @ params["W_xr"].T + params["b_xr"] + h @ params["W_hr"].T + params["b_hr"])
-        z = _sigmoid(x_t @ params["W_xz"].T + params["b_xz"] + h @ params["W_hz"].T + params["b_hz"])
-        g = h @ params["W_hn"].T + params["b_hn"]                  # (B, p)
-        n = np.tanh(x_t @ params["W_xn"].T + params["b_xn"] + r * g)
-        hidden[t] = (1.0 - z) * n + z * h                         # (B, p) PyTorch's convention
-        for name, value in (("r", r), ("z", z), ("n", n), ("g", g)):
+        hidden[t], gates = gru_step(params, x[t - 1], hidden[t - 1])
+        for name, value in gates.items():
             cache[name][t - 1] = value
     return hidden, cache
+
+
+def gru_step(params, x_t, h_prev):
+    """One GRU transition h_t = f_t(h_{t-1}) (module docstring) and its gate values.
+
+    x_t (B, d), h_prev (B, p) -> h_t (B, p) and a dict ``r``, ``z``, ``n``, ``g`` of (B, p)
+    arrays; x_t is x[t - 1] in tpref's 0-based layout.
+    """
+    h = h_prev
+    r = _sigmoid(x_t @ params["W_xr"].T + params["b_xr"] + h @ params["W_hr"].T + params["b_hr"])
+    z = _sigmoid(x_t @ params["W_xz"].T + params["b_xz"] + h @ params["W_hz"].T + params["b_hz"])
+    g = h @ params["W_hn"].T + params["b_hn"]                      # (B, p)
+    n = np.tanh(x_t @ params["W_xn"].T + params["b_xn"] + r * g)
+    h_t = (1.0 - z) * n + z * h                                   # (B, p) PyTorch's convention
+    return h_t, {"r": r, "z": z, "n": n, "g": g}
 
 
 def _sigmoid(u):

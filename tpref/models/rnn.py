@@ -73,14 +73,21 @@ def rnn_forward(params, x, activation="tanh"):
     hidden : ndarray of shape (T+1, B, p)
         hidden[t] = h_t, hidden[0] = 0.
     """
-    W_hh, W_xh, b_h = params["W_hh"], params["W_xh"], params["b_h"]
     T, B, _ = x.shape
-    p = W_hh.shape[0]
-    hidden = np.zeros((T + 1, B, p), dtype=W_hh.dtype)          # (T+1, B, p)
+    p = params["W_hh"].shape[0]
+    hidden = np.zeros((T + 1, B, p), dtype=params["W_hh"].dtype)    # (T+1, B, p)
     for t in range(1, T + 1):
-        u_t = x[t - 1] @ W_xh.T + hidden[t - 1] @ W_hh.T + b_h   # (B, p) pre-activation u_t
-        hidden[t] = activate(activation, u_t)                    # (B, p) h_t = a(u_t)
+        hidden[t] = rnn_step(params, x[t - 1], hidden[t - 1], activation)
     return hidden
+
+
+def rnn_step(params, x_t, h_prev, activation="tanh"):
+    """One transition h_t = f_t(h_{t-1}) = a(W_xh x_t + W_hh h_{t-1} + b_h) (Sec. 2).
+
+    x_t (B, d), h_prev (B, p) -> h_t (B, p); x_t is x[t - 1] in tpref's 0-based layout.
+    """
+    u_t = x_t @ params["W_xh"].T + h_prev @ params["W_hh"].T + params["b_h"]   # (B, p) u_t
+    return activate(activation, u_t)                                          # h_t = a(u_t)
 
 
 def rnn_params_to_torch(params):

@@ -1,0 +1,383 @@
+"""What ``compare`` says about a divergence: the faulty operation, and known bug signatures.
+
+- :func:`locate` reruns the single operation that produced the first divergent value
+  (``tpref.verify.steps``) on the candidate's *own* inputs of that step. If it reproduces the
+  candidate's value, the operation is right and the fault is upstream; if not, the fault is in
+  that operation, and a few known variants of it (a transposed W_hh, the clip left out, reg
+  squared, an input or derivative taken one step off, the other update mode) are tried to say
+  which.
+- :func:`signatures` fits candidate = c x reference and names known ratios c (B or 1/B: a sum
+  versus a mean; gamma_h; -1: a sign flip), and checks a transposed weight and the other
+  ``update`` mode.
+"""
+
+import numpy as np
+
+from ..losses import loss_and_grad
+from ..methods import reference as _rnn
+from ..methods import reference_gru as _gru
+from ..models.gru import gru_step
+from . import steps
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def _within(a, b, tol):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return a.shape == b.shape and bool(np.all(np.abs(a - b) <= tol))
+
+
+def _lam(cand, ref_values):
+    """The candidate's displacements (given, or targets - hidden) and hidden (its own or ours)."""
+    hidden = cand.get("hidden", ref_values["hidden"])
+    if "displacements" in cand:
+        return cand["displacements"], hidden
+    if "targets" in cand:
+        return cand["targets"] - hidden, hidden
+    return None, hidden
+
+
+def _fit(c, r):
+    """(ratio, relative residual) of the least-squares fit c ~ ratio * r."""
+    c, r = np.ravel(np.asarray(c, np.float64)), np.ravel(np.asarray(r, np.float64))
+    rr = float(r @ r)
+    if rr == 0 or not np.all(np.isfinite(c)):
+        return None, np.inf
+    ratio = float(c @ r) / rr
+    norm = float(np.linalg.norm(c))
+    resid = float(np.linalg.norm(c - ratio * r)) / norm if norm > 0 else np.inf
+    return ratio, resid
+
+
+def _ratio_names(ref):
+    """Known ratios of a candidate to the reference and what each says."""
+    T1, B = ref.values()["hidden"].shape[:2]
+    k = ref.params["W_hy"].shape[0]
+    known = [(-1.0, "a sign flip: tpref's direction is gradient-like (theta <- theta - lr * "
+                    "direction); the paper writes theta + gamma * d theta")]
+    if B > 1:
+        known += [(1.0 / B, f"1/B (B = {B}): a mean over the batch where tpref sums (Eq. 3 "
+                            f"sums over samples; dl/dh_T carries the 1/B of the batch-mean loss)"),
+                  (float(B), f"B (B = {B}): a sum over the batch where tpref takes the mean "
+                             f"(PyTorch's reduction='mean')")]
+    if ref.options.get("loss") == "mse" and k > 1:
+        known += [(float(k), f"k (k = {k}): MSE averaged over the batch only; PyTorch's "
+                             f"mse_loss averages over all B*k entries"),
+                  (1.0 / k, f"1/k (k = {k}): an extra mean over the k outputs")]
+        if B > 1:
+            known += [(float(B * k), f"B*k = {B * k}: a summed squared error where tpref "
+                                     f"takes the mean over all B*k entries")]
+    for factor, what in ((2.0, "2: a missing or extra factor 1/2 (||.||^2 / 2, or MSE's 2)"),
+                         (0.5, "1/2: a missing or extra factor 1/2 (||.||^2 / 2, or MSE's 2)")):
+        known.append((factor, what))
+    gamma = ref.options.get("gamma_h")
+    if gamma is not None and ref.method != "bp" and abs(np.log(gamma)) > 0.1:
+        known += [(gamma, f"gamma_h (= {gamma:g}): tpref's TP direction is sum_t d_theta f_t "
+                          f"(h_t - v_t), which already carries gamma_h through v_T; "
+                          f"multiplied by gamma_h once more"),
+                  (1.0 / gamma, f"1/gamma_h (1/{gamma:g}): the direction was divided by "
+                                f"gamma_h; tpref's TP direction is gamma_h times a "
+                                f"gradient-like direction")]
+    return known
+
+
+def _name_ratio(ratio, known, rel=2e-2):
+    names = [what for value, what in known if abs(ratio - value) <= rel * abs(value)]
+    return names
+
+
+# ----------------------------------------------------------------------------------------------
+# signatures
+
+
+def signatures(first, cand, ref, tols, dtype):
+    """Hints (list of str) from the numbers of the first divergent quantity."""
+    hints = []
+    truth = ref.values()
+    q, n = first.quantity, first.name
+    if q == "direction":
+        failing = [name for name in cand["direction"]
+                   if not _within(cand["direction"][name], truth["direction"][name],
+                                  tols["direction"][name])]
+        pairs = [(f"direction[{name}]", cand["direction"][name], truth["direction"][name])
+                 for name in failing]
+    elif q == "loss":
+        pairs = [("loss", cand["loss"], truth["loss"])]
+    else:
+        pairs = [(q, cand[q], truth[q])]
+        if q in ("displacements", "targets") and first.step is not None:
+            t = first.step
+            pairs = [(f"{q}[t={t}]", cand[q][t] - (0 if q == "displacements" else
+                                                   truth["hidden"][t]),
+                      truth["displacements"][t])]
+    known = _ratio_names(ref)
+    by_ratio = {}                                    # rounded ratio -> (ratio, labels)
+    for label, c, r in pairs:
+        ratio, resid = _fit(c, r)
+        if ratio is None or resid > 1e-3 or abs(ratio - 1.0) < 1e-3:
+            continue
+        key = float(f"{ratio:.3g}")
+        by_ratio.setdefault(key, (ratio, []))[1].append(label)
+    for ratio, labels in by_ratio.values():
+        what = ", ".join(labels) + (" is" if len(labels) == 1 else " are")
+        names = _name_ratio(ratio, known)
+        if names:
+            hints.append(f"{what} {ratio:.6g} x tpref's, a ratio of " + "; or ".join(names))
+        else:
+            hints.append(f"{what} {ratio:.6g} x tpref's (a constant factor: a scaling of the "
+                         f"loss, of the step gamma_h or of the batch reduction)")
+    if q == "direction":
+        for label, c, r in pairs:
+            if c.ndim == 2 and c.shape[0] == c.shape[1] and _fit(c, r.T)[1] < 1e-3 \
+                    and _fit(c, r)[1] > 1e-3:
+                hints.append(f"{label} agrees with the transpose of tpref's: the outer product "
+                             f"is taken the wrong way round (tpref: delta^T h_{{t-1}}, shape "
+                             f"(out, in) as torch's weights)")
+        hints.extend(_other_update(cand, ref, tols))
+    if q in ("hidden", "displacements", "targets"):
+        hints.extend(_transposed_run(q, cand, ref, tols))
+    return hints
+
+
+def _other_update(cand, ref, tols):
+    if ref.method == "bp":
+        return []
+    other = "through_time" if ref.options.get("update", "local") == "local" else "local"
+    try:
+        alt = ref.rerun(update=other)
+    except Exception:                                   # pragma: no cover - defensive
+        return []
+    truth = ref.values()["direction"]
+    names = [n for n in cand["direction"] if not _within(cand["direction"][n], truth[n],
+                                                         tols["direction"][n])]
+    if names and all(_within(cand["direction"][n], alt["direction"][n], tols["direction"][n])
+                     for n in names):
+        return [f"the direction equals tpref's with update={other!r} (the reference used "
+                f"update={ref.options.get('update', 'local')!r}): "
+                + ("h_{t-1} is not detached: the gradient flows through the recursion"
+                   if other == "through_time" else
+                   "h_{t-1} is held fixed (detached), the paper's Eq. (3)")]
+    return []
+
+
+def _transposed_run(q, cand, ref, tols):
+    """Does the candidate agree with tpref run with W_hh (the recurrent weights) transposed?"""
+    names = [n for n in ref.params if n.startswith("W_h") and n != "W_hy"]
+    params = dict(ref.params, **{n: ref.params[n].T.copy() for n in names})
+    try:
+        alt = ref.rerun(params=params)
+    except Exception:                                   # pragma: no cover - defensive
+        return []
+    if alt.get(q) is not None and _within(cand[q], alt[q], tols[q]):
+        return [f"{q} agrees with tpref run with {', '.join(names)} transposed: the recurrent "
+                f"weights are applied as W^T where tpref uses W (h_{{t-1}} @ W_hh.T in row "
+                f"layout)"]
+    return []
+
+
+# ----------------------------------------------------------------------------------------------
+# the faulty operation
+
+
+def locate(first, cand, ref, tols, dtype):
+    """A sentence naming the operation at fault at the first divergence, or None."""
+    q, t = first.quantity, first.step
+    if q == "hidden":
+        return _locate_hidden(t, cand, ref, tols)
+    if q == "loss":
+        return _locate_loss(cand, ref, tols)
+    if q in ("displacements", "targets"):
+        return _locate_target(q, t, cand, ref, tols)
+    if q == "direction":
+        return _locate_direction(first.name, cand, ref, tols)
+    return None
+
+
+def _opts(ref):
+    o = ref.options
+    return o.get("activation", "tanh"), o.get("clip_eps", 1e-3), o.get("reg"), ref.cell
+
+
+def _locate_hidden(t, cand, ref, tols):
+    if t == 0:
+        return "hidden[0] must be h_0 = 0: tpref's layout holds h_0 at index 0"
+    activation, _, _, cell = _opts(ref)
+    h = cand["hidden"]
+    x = ref.x
+    tol = tols["hidden"][t]
+
+    def fwd(params=ref.params, x_t=x[t - 1], h_prev=h[t - 1], act=activation):
+        return steps.forward_step(params, x_t, h_prev, activation=act, cell=cell)
+
+    if _within(fwd(), h[t], tol):
+        return (f"the forward step (Sec. 2) reproduces your h_{t} from your own h_{t - 1}: "
+                f"step {t} is computed right from its inputs, the difference is rounding "
+                f"amplified beyond this tolerance")
+    variants = []
+    if t < x.shape[0]:
+        variants.append(("x[t] (one step late) as the input of step t", lambda: fwd(x_t=x[t])))
+    if t >= 2:
+        variants.append(("x[t - 2] (one step early) as the input of step t",
+                         lambda: fwd(x_t=x[t - 2])))
+    if cell == "rnn":
+        p = ref.params
+        variants += [
+            ("W_hh transposed", lambda: fwd(params=dict(p, W_hh=p["W_hh"].T))),
+            ("b_h counted twice (both torch biases set to b_h)",
+             lambda: fwd(params=dict(p, b_h=2 * p["b_h"]))),
+            ("b_h left out", lambda: fwd(params=dict(p, b_h=0 * p["b_h"]))),
+            ("the other activation", lambda: fwd(act="sigmoid" if activation == "tanh"
+                                                 else "tanh"))]
+    else:
+        def swapped():
+            _, g = gru_step(ref.params, x[t - 1], h[t - 1])
+            return g["z"] * g["n"] + (1 - g["z"]) * h[t - 1]
+        variants.append(("h_t = (1 - z) h_{t-1} + z n (the authors' GRU convention; PyTorch's "
+                         "is (1 - z) n + z h_{t-1})", swapped))
+        for gate in "rzn":
+            p = ref.params
+            variants.append((f"W_h{gate} transposed", lambda g=gate: fwd(
+                params=dict(p, **{"W_h" + g: p["W_h" + g].T}))))
+    return _name(f"the forward step h_{t} = f_{t}(h_{t - 1}) (Sec. 2) does not reproduce your "
+                 f"h_{t} from your own h_{t - 1}: the fault is in the forward step at t = {t}",
+                 variants, h[t], tol)
+
+
+def _name(sentence, variants, got, tol):
+    for what, fn in variants:
+        try:
+            alt = fn()
+        except Exception:
+            continue
+        if _within(alt, got, tol):
+            return sentence + f"; it matches with {what}"
+    return sentence
+
+
+def _locate_loss(cand, ref, tols):
+    h_T = cand.get("hidden", ref.values()["hidden"])[-1]
+    out = h_T @ ref.params["W_hy"].T + ref.params["b_y"]
+    value, _ = loss_and_grad(ref.options["loss"], out, ref.y)
+    if abs(value - cand["loss"]) <= tols["loss"]:
+        return ("the loss from your own h_T reproduces yours: the output layer and loss are "
+                "right, the fault is in h_T")
+    return ("the loss computed from your own h_T does not match yours: the fault is in the "
+            "output layer W_hy h_T + b_y or the loss (batch mean, PyTorch's convention)")
+
+
+def _locate_target(q, t, cand, ref, tols):
+    truth = ref.values()
+    lam, hidden = _lam(cand, truth)
+    if lam is None:
+        return None
+    T = hidden.shape[0] - 1
+    activation, eps, reg, cell = _opts(ref)
+    tol = tols[q][t]
+    own_h = "your own" if "hidden" in cand else "tpref's"
+    if t == T:
+        gamma = ref.options["gamma_h"]
+        lam_T = steps.first_target(ref.params, hidden[T], ref.y, loss=ref.options["loss"],
+                                   gamma_h=gamma)
+        if _within(lam_T, lam[T], tol):
+            return (f"the first target (Eq. 1) from {own_h} h_T reproduces your lam_T: the fault "
+                    f"is in h_T")
+        return (f"the first target v_T = h_T - gamma_h dl/dh_T (Eq. 1) from {own_h} h_T does not "
+                f"reproduce your lam_T: the fault is in Eq. (1) (dl/dh_T of the batch-mean loss, "
+                f"or gamma_h)")
+    x_t = ref.x[t]                                           # the input of step t + 1
+    p = ref.params
+    if ref.method == "dtp":
+        op = "the difference step (Sec. 2.2)"
+
+        def step(params=p, h=hidden[t + 1], e=eps, r=reg):
+            return steps.difference_step(params, x_t, h, lam[t + 1], reg=r, activation=activation,
+                                         clip_eps=e)
+    elif cell == "gru":
+        op = f"the linearized inverse step (Eq. 2, {ref.options.get('gru_inverse', 'per_gate')})"
+
+        def step(params=p, h=hidden[t], e=eps, r=reg, inv=ref.options.get("gru_inverse",
+                                                                           "per_gate")):
+            return steps.linearized_inverse_step(params, h, lam[t + 1], reg=r, clip_eps=e,
+                                                 cell="gru", x_t=x_t, gru_inverse=inv)
+    else:
+        op = "the linearized inverse step (Eq. 2)"
+
+        def step(params=p, h=hidden[t + 1], e=eps, r=reg):
+            return steps.linearized_inverse_step(params, h, lam[t + 1], reg=r,
+                                                 activation=activation, clip_eps=e)
+    if _within(step(), lam[t], tol):
+        return (f"{op} from t = {t + 1} reproduces your lam_{t} from your own lam_{t + 1} and "
+                f"{own_h} hidden states: the fault is upstream of this step"
+                + ("" if "hidden" in cand else " (pass 'hidden' too to check h_t)"))
+    variants = [("the clip pi left out (no projection before a^{-1})",
+                 lambda: step(e=1e-300)),
+                ("reg squared (r^2 where r belongs)", lambda: step(r=reg * reg)),
+                ("sqrt(reg) where reg belongs", lambda: step(r=np.sqrt(reg)))]
+    if cell == "rnn":
+        variants.insert(0, ("W_hh transposed in the inverse",
+                            lambda: step(params=dict(p, W_hh=p["W_hh"].T))))
+        variants.append(("the derivative of a^{-1} taken at h_{t-1} instead of h_t (one step off)",
+                         lambda: step(h=hidden[t])))
+        if t + 2 <= T:
+            variants.append(("h_{t+1} instead of h_t (one step off)",
+                             lambda: step(h=hidden[t + 2])))
+    else:
+        other = "exact" if ref.options.get("gru_inverse", "per_gate") == "per_gate" else "per_gate"
+        variants.insert(0, (f"gru_inverse={other!r}", lambda: step(inv=other)))
+    return _name(f"{op} from t = {t + 1} to t = {t} does not reproduce your lam_{t} from your "
+                 f"own lam_{t + 1} and {own_h} hidden states: the fault is in this operation",
+                 variants, lam[t], tol)
+
+
+def _direction_from(ref, hidden, lam, update):
+    """Eq. (3) (or BPTT's explicit part) on given hidden states and displacements."""
+    activation = ref.options.get("activation", "tanh")
+    tt = update == "through_time"
+    if ref.cell == "gru":
+        T = hidden.shape[0] - 1
+        cache = {k: [] for k in "rzng"}
+        for t in range(1, T + 1):
+            _, g = gru_step(ref.params, ref.x[t - 1], hidden[t - 1])
+            for k in "rzng":
+                cache[k].append(g[k])
+        cache = {k: np.stack(v) for k, v in cache.items()}
+        return _gru.gru_transition_backward(ref.params, ref.x, hidden, cache, -lam, tt)
+    return _rnn.transition_backward(ref.params, ref.x, hidden, -lam, activation, tt)
+
+
+def _locate_direction(name, cand, ref, tols):
+    truth = ref.values()
+    if ref.method == "bp" or name in ("W_hy", "b_y"):
+        return (f"the direction of {name} is the plain loss gradient"
+                + (" (back-propagation through time)" if ref.method == "bp" else "")
+                + "; compare 'hidden' and 'loss' too to see whether its inputs are right")
+    lam, hidden = _lam(cand, truth)
+    if lam is None:
+        return (f"pass 'hidden' and 'displacements' (or 'targets') too, so that Eq. (3) can be "
+                f"checked on your own inputs")
+    update = ref.options.get("update", "local")
+    mine = _direction_from(ref, hidden, lam, update)
+    tol = tols["direction"][name]
+    if _within(mine[name], cand["direction"][name], tol):
+        return (f"Eq. (3) (update={update!r}) applied to your own hidden states and "
+                f"displacements gives your direction of {name}: the fault is upstream, in the "
+                f"targets or hidden states")
+    other = "through_time" if update == "local" else "local"
+    if _within(_direction_from(ref, hidden, lam, other)[name], cand["direction"][name], tol):
+        return (f"Eq. (3) applied to your own hidden states and displacements does not give "
+                f"your direction of {name}, but the update={other!r} form does: the fault is "
+                f"the update mode (whether h_{{t-1}} is detached)")
+    return (f"Eq. (3) (update={update!r}) applied to your own hidden states and displacements "
+            f"does not give your direction of {name}: the fault is in the parameter update "
+            f"(sum over t and b of d_theta f_t(h_{{t-1}})^T (h_t - v_t))")
+
+
+def diagnose(first, cand, ref, tols, dtype):
+    """(operation sentence or None, list of hints) for the first divergence."""
+    try:
+        operation = locate(first, cand, ref, tols, dtype)
+    except (ValueError, np.linalg.LinAlgError, KeyError):
+        operation = None
+    hints = signatures(first, cand, ref, tols, dtype)
+    return operation, hints
