@@ -57,7 +57,7 @@ def test_single_vectors_are_accepted():
     np.testing.assert_allclose(one, h[1], rtol=1e-14)
 
 
-@pytest.mark.parametrize("inverse", ["per_gate", "exact"])
+@pytest.mark.parametrize("inverse", ["per_gate", "exact", "authors"])
 def test_gru_steps_rebuild_the_oracle(inverse):
     params, x, y = gru_problem(seed=1)
     res = tpref.oracle("tp", params, x, y, cell="gru", gru_inverse=inverse, **OPTS)

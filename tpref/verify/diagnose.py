@@ -323,8 +323,9 @@ def _locate_target(q, t, cand, ref, tols):
             variants.append(("h_{t+1} instead of h_t (one step off)",
                              lambda: step(h=hidden[t + 2])))
     else:
-        other = "exact" if ref.options.get("gru_inverse", "per_gate") == "per_gate" else "per_gate"
-        variants.insert(0, (f"gru_inverse={other!r}", lambda: step(inv=other)))
+        for other in ("per_gate", "authors", "exact"):
+            if other != ref.options.get("gru_inverse", "per_gate"):
+                variants.insert(0, (f"gru_inverse={other!r}", lambda o=other: step(inv=o)))
     return _name(f"{op} from t = {t + 1} to t = {t} does not reproduce your lam_{t} from your "
                  f"own lam_{t + 1} and {own_h} hidden states: the fault is in this operation",
                  variants, lam[t], tol)

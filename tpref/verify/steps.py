@@ -120,8 +120,9 @@ def linearized_inverse_step(params, h, lam_t, *, reg, activation="tanh", clip_ep
     (the derivative of a^{-1} taken at the clipped h_t).
 
     GRU (``cell="gru"``): ``h`` is h_{t-1} and ``x_t`` (= ``x[t - 1]``) is required, since the
-    gates of step t depend on both; ``gru_inverse`` is "per_gate" (the authors' scheme) or
-    "exact" ((J_t^T J_t + r I)^{-1} J_t^T lam_t), as in ``tpref.oracle``.
+    gates of step t depend on both; ``gru_inverse`` is "per_gate" (the authors' scheme),
+    "authors" (as their code computes it) or "exact" ((J_t^T J_t + r I)^{-1} J_t^T lam_t),
+    as in ``tpref.oracle``.
 
     Returns
     -------
@@ -132,12 +133,12 @@ def linearized_inverse_step(params, h, lam_t, *, reg, activation="tanh", clip_ep
             raise ValueError("x_t (the input x[t - 1] of step t) is required for cell='gru'")
         (h, lam_t, x_t), single = _rows(h, lam_t, x_t)
         _, g = gru_step(params, x_t, h)
+        gates = (h, g["r"], g["z"], g["n"], g["g"])
         if gru_inverse == "exact":
-            out = _gru.exact_inverse_step(params, h, g["r"], g["z"], g["n"], g["g"], lam_t, reg)
+            out = _gru.exact_inverse_step(params, *gates, lam_t, reg)
         else:
-            factors = _gru.gru_factors(params, reg)
-            out = _gru.per_gate_inverse_step(params, factors, h, g["r"], g["z"], g["n"], g["g"],
-                                             lam_t, reg, clip_eps)
+            per_gate = _gru._PER_GATE_STEPS[gru_inverse]
+            out = per_gate(params, _gru.gru_factors(params, reg), *gates, lam_t, reg, clip_eps)
         return _back(out, single)
     (h, lam_t), single = _rows(h, lam_t)
     factor = factor_regularized_gram(params["W_hh"], reg)
