@@ -26,6 +26,16 @@ Importing this package imports neither torch nor jax.
 """
 
 from . import steps
+from .casebook import Case, cases
 from .compare import Check, Divergence, Report, assert_matches, compare
 
-__all__ = ["compare", "assert_matches", "Report", "Divergence", "Check", "steps"]
+__all__ = ["compare", "assert_matches", "Report", "Divergence", "Check", "steps", "cases", "Case",
+           "strategies"]
+
+
+def __getattr__(name):
+    """``tpref.verify.strategies`` is imported on first use (it needs hypothesis)."""
+    if name == "strategies":
+        import importlib
+        return importlib.import_module(".strategies", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

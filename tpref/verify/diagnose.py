@@ -247,8 +247,9 @@ def _locate_hidden(t, cand, ref, tols):
 def _name(sentence, variants, got, tol):
     for what, fn in variants:
         try:
-            alt = fn()
-        except Exception:
+            with np.errstate(all="ignore"):                     # a variant may blow up
+                alt = fn()
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue
         if _within(alt, got, tol):
             return sentence + f"; it matches with {what}"
