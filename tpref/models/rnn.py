@@ -12,7 +12,7 @@ computes the same hidden states.
 
 import numpy as np
 
-from ..config import RNN_PARAM_NAMES
+from ..config import RNN_PARAM_NAMES, RTOL
 from .activations import activate
 
 
@@ -111,7 +111,10 @@ def rnn_params_to_torch(params):
 def rnn_params_from_torch(state):
     """Inverse of :func:`rnn_params_to_torch`: torch names (NumPy arrays) -> tpref params.
 
-    torch's two hidden biases are summed into b_h (they enter u_t only through their sum).
+    For parameter *values* only. torch's two hidden biases are summed into b_h (they enter u_t
+    only through their sum). Gradients and directions follow the other half of the bias rule
+    (one direction shared by both biases, not their sum): convert them with
+    :func:`rnn_grads_from_torch`, which would otherwise come out with b_h's direction doubled.
     """
     return {
         "W_hh": np.array(state["weight_hh_l0"], copy=True),
@@ -120,3 +123,52 @@ def rnn_params_from_torch(state):
         "W_hy": np.array(state["weight"], copy=True),
         "b_y": np.array(state["bias"], copy=True),
     }
+
+
+def rnn_grads_from_torch(grads):
+    """Gradients (or TP directions) under torch's names -> tpref's names, by the bias rule.
+
+    ``b_h = bias_ih_l0 + bias_hh_l0``, so a gradient with respect to b_h is the gradient with
+    respect to either torch bias: autograd gives both the same value. This returns that one
+    value as the b_h direction (adding the two, as :func:`rnn_params_from_torch` does for
+    values, would double it). Either bias gradient may be absent or None; when both are given
+    they must agree to the dtype's tolerance (``config.RTOL``), or the two differ because they
+    were computed apart, which this refuses with a ValueError naming the difference.
+
+    Parameters
+    ----------
+    grads : mapping
+        ``weight_ih_l0`` (p, d), ``weight_hh_l0`` (p, p), ``bias_ih_l0`` and/or ``bias_hh_l0``
+        (p,), ``weight`` (k, p), ``bias`` (k,): NumPy arrays.
+
+    Returns
+    -------
+    dict with keys ``W_hh, W_xh, b_h, W_hy, b_y`` (copies)
+    """
+    names = {"W_hh": "weight_hh_l0", "W_xh": "weight_ih_l0", "W_hy": "weight", "b_y": "bias"}
+    missing = [key for key in names.values() if grads.get(key) is None]
+    b_ih, b_hh = grads.get("bias_ih_l0"), grads.get("bias_hh_l0")
+    if b_ih is None and b_hh is None:
+        missing.append("bias_ih_l0 or bias_hh_l0")
+    if missing:
+        raise ValueError(f"grads misses {missing} (torch names of nn.RNN + nn.Linear)")
+    out = {name: np.array(grads[key], copy=True) for name, key in names.items()}
+    if b_ih is not None and b_hh is not None:
+        b_ih, b_hh = np.asarray(b_ih), np.asarray(b_hh)
+        if b_ih.shape != b_hh.shape:
+            raise ValueError(f"grads['bias_ih_l0'] and grads['bias_hh_l0'] must have one shape "
+                             f"(p,), got {b_ih.shape} and {b_hh.shape}")
+        dtype = np.result_type(b_ih, b_hh)
+        rtol = RTOL.get(np.dtype(dtype), RTOL[np.dtype(np.float64)])
+        same = (b_ih == b_hh) | (np.isnan(b_ih) & np.isnan(b_hh))   # a NaN in both agrees
+        with np.errstate(invalid="ignore"):
+            gap = float(np.max(np.where(same, 0.0, np.abs(b_ih - b_hh)), initial=0.0))
+        scale = float(np.max(np.abs(b_ih[np.isfinite(b_ih)]), initial=0.0))
+        if not gap <= rtol * scale:
+            raise ValueError(
+                f"grads['bias_ih_l0'] and grads['bias_hh_l0'] differ (max gap {gap:.3g}): nn.RNN's "
+                f"two biases enter only through their sum b_h, so every gradient or direction "
+                f"gives both the same value. Pass the b_h direction as both (or one of them); "
+                f"never their sum")
+    out["b_h"] = np.array(b_ih if b_ih is not None else b_hh, copy=True)
+    return {name: out[name] for name in RNN_PARAM_NAMES}
