@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tpref  # noqa: E402
 from tpref.bench import make_problem, set_threads, summarize  # noqa: E402
-from tpref.kernels import cuda_rnn, numba_rnn  # noqa: E402
+from tpref.kernels import core, cuda_rnn, numba_rnn  # noqa: E402
 from tpref.methods import reference  # noqa: E402
 from tpref.testing import assert_close  # noqa: E402
 
@@ -103,8 +103,8 @@ def runners_for(params, x, y, lam_T, cfg, with_torch):
     d_Whh_T = cuda.to_device(np.ascontiguousarray(params["W_hh"].T))
     d_bh = cuda.to_device(params["b_h"])
     d_hidden = cuda.device_array((T + 1, B, p), dtype)
-    P = numba_rnn.regularized_pinv_map(params["W_hh"], cfg["reg"])
-    lo, hi = numba_rnn._clip_bounds("tanh", 1e-3, np.dtype(dtype))
+    P = core.regularized_pinv_map(params["W_hh"], cfg["reg"])
+    lo, hi = core.clip_bounds("tanh", 1e-3, dtype)
     d_lam, d_lamT = cuda.device_array((T + 1, B, p), dtype), cuda.to_device(lam_T)
     d_P, d_hid, d_z = cuda.to_device(P), cuda.to_device(h), cuda.device_array((B, p), dtype)
     flush = dtype.type(0.0)

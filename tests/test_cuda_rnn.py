@@ -118,6 +118,20 @@ def test_tp_displacements_equal_reference(small_blocks, activation, dtype):
 
 
 @needs_cuda
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tp_scaled_pass_equals_reference(one_small_block, dtype):
+    """gamma_h so small that the recursion runs in units of s < sqrt(FLUSH_TINY), with the
+    CPU kernels' flush threshold (core.tp_units; it once underflowed to 0 here): the
+    displacements, and the oracle's directions made from them, still equal the reference."""
+    gamma = 1e-200 if dtype == np.float64 else 1e-30
+    params, x = case(seed=1, dtype=dtype)
+    check_tp(one_small_block, params, x, "tanh", gamma, 0.5)
+    for update in ("local", "through_time"):
+        check_oracle(params, x, np.array([0, 2, 1]), "tp", update, "tanh", "cross_entropy",
+                     gamma_h=gamma)
+
+
+@needs_cuda
 def test_difference_tp_not_ported(small_blocks):
     params, x = case()
     hidden = reference.rnn_forward(params, x)

@@ -7,7 +7,7 @@ import tpref
 from tpref.config import GRU_PARAM_NAMES
 from tpref.kernels import numba_gru, numba_math
 from tpref.kernels.numba_gru import gru_forward_kernel_vec, gru_forward_numba
-from tpref.methods.inverse import RegularizedInverseError
+from tpref.models.inverse import RegularizedInverseError
 from tpref.models.gru import gru_forward
 
 from _gru_util import assert_close, problem

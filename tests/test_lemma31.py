@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import tpref
 from tpref.analysis import direction_from_jacobians, jacobians, lemma31
-from tpref.methods.reference import output_backward
+from tpref.losses import output_backward
 from tpref.testing import assert_close
 
 from cases import random_case

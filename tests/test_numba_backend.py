@@ -25,7 +25,7 @@ import tpref
 from cases import random_targets
 from tpref import testing
 from tpref.config import CLIP_EPS, F32_REF_FACTOR, RTOL
-from tpref.kernels import numba_math, numba_rnn, workspace
+from tpref.kernels import core, numba_math, numba_rnn, workspace
 from tpref.methods import reference
 
 DTYPES = (np.float64, np.float32)
@@ -538,13 +538,13 @@ def test_regularized_pinv_map_equals_cholesky_solve(dtype):
     """P = W (W^T W + r I)^{-1} through the triangular inverse equals SciPy's cho_solve to
     rounding, for a well and an ill-conditioned Gram matrix."""
     import scipy.linalg
-    from tpref.methods.inverse import factor_regularized_gram
+    from tpref.models.inverse import factor_regularized_gram
     rng = np.random.default_rng(3)
     for p, reg, scale in [(100, 1.0, 1.0), (7, 0.01, 1.0), (50, 1e-6, 3.0)]:
         W = (scale * rng.normal(size=(p, p)) / np.sqrt(p)).astype(dtype)
         want = scipy.linalg.cho_solve(factor_regularized_gram(W.astype(np.float64), reg),
                                       W.T.astype(np.float64)).T
-        got = numba_rnn.regularized_pinv_map(W, reg)
+        got = core.regularized_pinv_map(W, reg)
         assert got.dtype == dtype and got.flags.c_contiguous
         cond = np.linalg.cond(W.T.astype(np.float64) @ W + reg * np.eye(p))
         err = np.abs(got - want).max() / np.abs(want).max()
@@ -600,7 +600,7 @@ def test_denormal_prone(method, update, dtype):
         ref_lam = tpref.oracle(method, params, x, y, backend="numpy", **kw).displacements
         assert np.any((ref_lam != 0) & (np.abs(ref_lam) < tiny))
         # ... while the kernel's recursion (in units of s) never holds a subnormal number
-        run = numba_rnn.LinearizedTP(numba_rnn.regularized_pinv_map(params["W_hh"], kw["reg"]),
+        run = numba_rnn.LinearizedTP(core.regularized_pinv_map(params["W_hh"], kw["reg"]),
                                      comp.hidden, ref_lam[-1], "tanh", 1e-3)
         mu = run.recursion()
         assert run.s != 1                                 # the scaled path
@@ -793,7 +793,7 @@ def test_tp_displacements_read_later_are_the_fused_pass_bits(scaled, update, act
     res = tpref.oracle("tp", params, x, y, **kw)
     assert "displacements" not in res.__dict__ and "targets" not in res.__dict__
     run = numba_rnn.LinearizedTP(
-        numba_rnn.regularized_pinv_map(params["W_hh"], 0.5), res.hidden.copy(),
+        core.regularized_pinv_map(params["W_hh"], 0.5), res.hidden.copy(),
         -dtype(gamma_h) * reference.output_backward(params, res.hidden[-1], y,
                                                     "cross_entropy")[3],
         activation, CLIP_EPS)

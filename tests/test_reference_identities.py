@@ -5,7 +5,7 @@ import pytest
 
 import tpref
 from tpref.losses import loss_and_grad, output_layer
-from tpref.methods.inverse import factor_regularized_gram
+from tpref.models.inverse import factor_regularized_gram
 from tpref.methods.reference import regularized_inverse
 from tpref.models.activations import activate
 from tpref.testing import assert_close, check_grad

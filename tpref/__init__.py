@@ -19,7 +19,7 @@ sweep             a grid of training runs on Dask (tpref.sweeps; needs the [swee
 RegularizedInverseError   raised when W_hh^T W_hh + reg I cannot be factored
 """
 
-from .methods.inverse import RegularizedInverseError
+from .models.inverse import RegularizedInverseError
 from .models.gru import gru_forward, gru_params_from_torch, gru_params_to_torch, init_gru
 from .models.rnn import (init_rnn, rnn_forward, rnn_grads_from_torch, rnn_params_from_torch,
                          rnn_params_to_torch)

@@ -17,7 +17,7 @@ O(T p^3) and meant for small checks, not for training.
 import numpy as np
 import scipy.linalg
 
-from .methods.inverse import factor_regularized_gram
+from .models.inverse import factor_regularized_gram
 from .models.activations import derivative_from_output, inverse_derivative, project
 
 

@@ -45,3 +45,24 @@ def loss_and_grad(loss, out, y):
 def output_layer(params, h_T):
     """out = W_hy h_T + b_y for a batch of row vectors: (B, p) -> (B, k)."""
     return h_T @ params["W_hy"].T + params["b_y"]
+
+
+def output_backward(params, h_T, y, loss):
+    """Loss, logits, gradients of (W_hy, b_y) and dl/dh_T for the batch-mean loss.
+
+    The output layer's backward, the same for every cell, method and backend (the reference
+    and every kernel twin call this one function).
+
+    Returns
+    -------
+    value : float
+    out : ndarray (B, k)
+    grads : dict with ``W_hy`` (k, p) and ``b_y`` (k,)
+    g_T : ndarray (B, p)
+        d loss / d h_T, one row per sample (each carries the 1/B of the batch mean).
+    """
+    out = output_layer(params, h_T)                    # (B, k)
+    value, d_out = loss_and_grad(loss, out, y)         # float, (B, k)
+    grads = {"W_hy": d_out.T @ h_T, "b_y": d_out.sum(axis=0)}
+    g_T = d_out @ params["W_hy"]                       # (B, p)
+    return value, out, grads, g_T

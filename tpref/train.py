@@ -31,8 +31,8 @@ import numpy as np
 
 from .config import CELLS, DTYPES, GRU_INVERSES, METHODS, UPDATES
 from .losses import loss_and_grad, output_layer
-from .methods.inverse import RegularizedInverseError
 from .models.cells import INITS, init_params, last_hidden
+from .models.inverse import RegularizedInverseError
 from .optim import SGD
 from .oracle import BACKENDS, check_backend, oracle
 from .run_io import (Progress, check_output_dir, load_checkpoint, read_metrics, resume_point,

@@ -1,5 +1,8 @@
 """Fast twins of the NumPy reference (tpref.methods.reference), one file per family.
 
+core         what every twin must compute the same way (host side): the units and flush
+             thresholds of the backward recursions, pi's clip bounds, the regularized
+             pseudo-inverse map P = W (W^T W + r I)^{-1}
 numba_math   vectorizable tanh, atanh, logit for Numba kernels; wide_vectors (512-bit
              loops on AVX-512)
 numba_blas   c += a.T @ b as one BLAS call (beta = 1) inside Numba kernels

@@ -3,7 +3,7 @@
 Scope (honest): the forward pass h_t = a(x_t W_xh^T + h_{t-1} W_hh^T + b_h), the linearized
 TP displacements (Eq. 2 in displacement form, Sec. 3), the backward recursion of BPTT / Eq. (3)
 and the (W_hh, W_xh, b_h) directions run on the device; the output layer (one small product
-and the loss) runs on the host with the reference's ``output_backward``. DTP (atanh / log of
+and the loss) runs on the host with ``tpref.losses.output_backward``. DTP (atanh / log of
 two vectors per step) and the GRU are not ported: backend "numba" has them.
 
 Design: the samples of a batch are independent along the whole time loop (h_t[b] depends on
@@ -38,7 +38,8 @@ import numba
 import numpy as np
 from numba import cuda
 
-from ..config import FLUSH_TINY
+from ..losses import output_backward
+from .core import clip_bounds, regularized_pinv_map, tp_units
 
 #: Threads per block of the time loops (one block per sample); None: p rounded up to a warp,
 #: at most 1024.
@@ -111,11 +112,13 @@ def _forward_loop(x, W_xh_T, W_hh_T, b_h, sigmoid, half, one, hidden):
 def _tp_loop(hidden, lam_T, P, lo, hi, sigmoid, one, flush, z, lam):
     """lam[t-1, b] = [(a^{-1})'(pi(h_t[b])) * lam[t, b]] P, t = T..1, for b = block (Eq. 2).
 
+    Linear in lam: the host runs it on mu = lam / s (``core.tp_units``), as the CPU kernels.
+
     Parameters
     ----------
     hidden : (T+1, B, p); P : (p, p), W_hh (W_hh^T W_hh + r I)^{-1} (``regularized_pinv_map``)
     lo, hi : pi's clip interval; sigmoid : bool; one : 1 in the data's dtype
-    flush : entries of lam_{t-1} below this magnitude are set to 0 (config.FLUSH_TINY)
+    flush : entries of lam_{t-1} below this magnitude are set to 0 (``core.tp_units``)
     z : (B, p) scratch; lam : (T+1, B, p), written (lam[T] = lam_T).
     """
     b = cuda.blockIdx.x
@@ -274,20 +277,27 @@ def _forward_device(params, d_x, activation):
     return d_hidden
 
 
-def _displacements_device(params, d_hidden, lam_T, reg, activation, eps):
-    """Device array (T+1, B, p) of lam_T..lam_0 (linearized TP): one launch of ``_tp_loop``."""
-    from .numba_rnn import _clip_bounds, _power_of_two_scale, regularized_pinv_map
+def tp_launch_scalars(lam_T, activation, eps):
+    """(s, flush, lo, hi): the units and flush threshold (``core.tp_units``) and pi's clip
+    interval (``core.clip_bounds``) that ``_tp_loop`` runs with; the CPU twin's
+    ``numba_rnn.LinearizedTP`` holds the same four numbers (tested equal)."""
+    s, flush = tp_units(lam_T)
+    lo, hi = clip_bounds(activation, eps, lam_T.dtype)
+    return s, flush, lo, hi
 
+
+def _displacements_device(params, d_hidden, lam_T, reg, activation, eps):
+    """(d_mu, s): device array (T+1, B, p) of mu_t = lam_t / s, t = T..0 (linearized TP), and
+    the power of two s (``core.tp_units``): one launch of ``_tp_loop``."""
     T, B, p = d_hidden.shape[0] - 1, d_hidden.shape[1], d_hidden.shape[2]
     dtype = np.dtype(d_hidden.dtype)
     P = regularized_pinv_map(params["W_hh"], reg)                   # (p, p), once
-    lo, hi = _clip_bounds(activation, eps, dtype)
-    flush = dtype.type(FLUSH_TINY[dtype] * _power_of_two_scale(lam_T))
-    d_lam = cuda.device_array((T + 1, B, p), dtype=dtype)          # all written by the kernel
+    s, flush, lo, hi = tp_launch_scalars(lam_T, activation, eps)
+    d_mu = cuda.device_array((T + 1, B, p), dtype=dtype)           # all written by the kernel
     d_z = cuda.device_array((B, p), dtype=dtype)
-    _tp_loop[B, _threads(p)](d_hidden, _dev(lam_T), _dev(P), lo, hi, activation == "sigmoid",
-                             dtype.type(1.0), flush, d_z, d_lam)
-    return d_lam
+    _tp_loop[B, _threads(p)](d_hidden, _dev(lam_T / s), _dev(P), lo, hi,
+                             activation == "sigmoid", dtype.type(1.0), flush, d_z, d_mu)
+    return d_mu, s
 
 
 def _directions_device(params, d_x, d_hidden, d_grad_h, coef, activation, through_time):
@@ -333,9 +343,9 @@ def rnn_forward(params, x, activation="tanh"):
 def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, difference=False):
     """Linearized TP displacements lam_t, t = T..0, computed on the device (twin of the reference's).
 
-    The inverse is encoded once on the host (``numba_rnn.regularized_pinv_map``, one Cholesky
-    factor); then one launch of B blocks runs the whole recursion, flushing at
-    config.FLUSH_TINY times the scale of lam_T (as the CPU kernels do).
+    The inverse is encoded once on the host (``core.regularized_pinv_map``, one Cholesky
+    factor); then one launch of B blocks runs the whole recursion in the units and with the
+    flush threshold of the CPU kernels (``core.tp_units``), and the host multiplies by s.
 
     Returns
     -------
@@ -344,7 +354,8 @@ def propagate_displacements(params, x, hidden, lam_T, reg, activation, eps, diff
     _require()
     if difference:
         raise NotImplementedError("difference TP is not ported to CUDA; use backend='numba'")
-    return _displacements_device(params, _dev(hidden), lam_T, reg, activation, eps).copy_to_host()
+    d_mu, s = _displacements_device(params, _dev(hidden), lam_T, reg, activation, eps)
+    return s * d_mu.copy_to_host()                                 # exact: s a power of two
 
 
 def transition_backward(params, x, hidden, grad_h, activation, through_time):
@@ -367,14 +378,12 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
 
     The forward pass, the displacements and the (W_hh, W_xh, b_h) directions run on the device
     with x, h_0..h_T and lam kept there; the output layer (one (B, p) x (p, k) product) runs on
-    the host with the reference's ``output_backward``. Inputs assumed validated.
+    the host with ``tpref.losses.output_backward``. Inputs assumed validated.
     """
     _require()
     if method not in ("bp", "tp"):
         raise ValueError(f"method {method!r} is not ported to backend 'cuda' (bp and tp are); "
                          "use backend='numba'")
-    from ..methods.reference import output_backward
-
     d_x = _dev(x)
     d_hidden = _forward_device(params, d_x, activation)
     hidden = d_hidden.copy_to_host()                                    # (T+1, B, p)
@@ -385,10 +394,11 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
         lam = None
     else:
         lam_T = -gamma_h * g_T                                          # Eq. (1)
-        d_lam = _displacements_device(params, d_hidden, lam_T, reg, activation, eps)
-        # Eq. (3): explicit partials h_t - v_t = -lam_t
-        direction.update(_directions_device(params, d_x, d_hidden, d_lam, -1.0, activation,
-                                            update == "through_time"))
-        lam = d_lam.copy_to_host()
+        d_mu, s = _displacements_device(params, d_hidden, lam_T, reg, activation, eps)
+        # Eq. (3): explicit partials h_t - v_t = -lam_t = -s mu_t, run in units of s (exact)
+        run_direction = _directions_device(params, d_x, d_hidden, d_mu, -1.0, activation,
+                                           update == "through_time")
+        direction.update({name: s * a for name, a in run_direction.items()})
+        lam = s * d_mu.copy_to_host()
     return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
             "direction": direction}

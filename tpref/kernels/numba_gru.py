@@ -13,14 +13,15 @@ Same formulas, same loops over time, arranged for speed on one core:
 - the weight gradients sum_t delta_t^T h_{t-1} are one GEMM after the backward loop, over all
   T * B rows;
 - the per-gate inverse uses the explicit p x p matrices P_* = (W_h*^T W_h* + r I)^{-1} W_h*^T,
-  obtained once per call from the same Cholesky factors as the reference, stacked so that one
+  obtained once per call (``core.regularized_pinv_map``, the simple RNN's encoding of the
+  inverse, from the same Cholesky factors as the reference), stacked so that one
   (B, 3p) x (3p, p) product applies all three per step.
 
 Subnormal numbers: back-propagated gradients and TP displacements shrink geometrically over
 long sequences (with reg = 1 the per-gate inverse contracts by about 1/2 per step) and reach
 the subnormal range (below ``finfo.tiny``: after ~130 steps in float32), where every
 arithmetic operation, BLAS included, is 10-100x slower. The kernels flush values below
-:func:`flush_threshold` (tiny / eps) to zero (:func:`_ftz`), as CPU frameworks do with
+``core.gate_flush_threshold`` (tiny / eps) to zero (:func:`_ftz`), as CPU frameworks do with
 FTZ/DAZ; the absolute change is below 1e-31 (float32), far inside the tolerance policy.
 
 They are tested only by equality with the reference (float64, config.RTOL), see
@@ -30,11 +31,10 @@ rounding, not bit for bit.
 
 import numba
 import numpy as np
-import scipy.linalg
 
-from ..methods.inverse import RegularizedInverseError
-from ..methods.reference import output_backward
-from ..methods.reference_gru import gru_factors
+from ..losses import output_backward
+from ..models.inverse import RegularizedInverseError
+from .core import gate_flush_threshold, regularized_pinv_map
 from .numba_math import CONTRACT, vtanh, wide_vectors
 
 # ----------------------------------------------------------------------------------------------
@@ -57,18 +57,6 @@ def unstack_gru(grads, dWx, dWh, dbx, dbh):
         grads["b_x" + g] = dbx[rows].copy()
         grads["b_h" + g] = dbh[rows].copy()
     return grads
-
-
-def flush_threshold(dtype):
-    """finfo.tiny / finfo.eps: values below it are flushed to zero by the backward kernels.
-
-    Flushing only below finfo.tiny is not enough: inside the per-step BLAS products a value just
-    above tiny times a weight of size ~eps..1 lands in the subnormal range again. Below
-    tiny / eps (9.9e-32 in float32, 2.0e-292 in float64) the absolute change is still far
-    below the tolerance policy's floor (config.ATOL_SCALE).
-    """
-    info = np.finfo(dtype)
-    return info.dtype.type(info.tiny / info.eps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -345,7 +333,7 @@ def _transition_grads(params, x, hidden, cache, grad_h, through_time):
     one = Wh.dtype.type(1)
     gru_backward_kernel(Wh, hidden, cache["r"], cache["z"], cache["n"], cache["g"],
                         np.ascontiguousarray(grad_h), one if through_time else one - one, Dh, DN,
-                        one, flush_threshold(Wh.dtype))
+                        one, gate_flush_threshold(Wh.dtype))
     Dh2 = Dh.reshape(T * B, 3 * p)
     DN2 = DN.reshape(T * B, p)
     x2 = x.reshape(T * B, d)
@@ -364,13 +352,11 @@ def _propagate(params, hidden, cache, lam_T, reg, eps, inverse):
     lam[-1] = lam_T
     gates = (cache["r"], cache["z"], cache["n"], cache["g"])
     if inverse in ("per_gate", "authors"):
-        factors = gru_factors(params, reg)                        # Cholesky, as the reference
-        Pstack = np.concatenate([
-            scipy.linalg.cho_solve(factors[g], params["W_h" + g].T, check_finite=False).T
-            for g in "rzn"])                                      # (3p, p) rows P_*^T
+        Pstack = np.concatenate([regularized_pinv_map(params["W_h" + g], reg)
+                                 for g in "rzn"])                 # (3p, p) rows P_*^T
         dt = hidden.dtype.type
         per_gate_kernel(np.ascontiguousarray(Pstack, dtype=hidden.dtype), hidden, *gates, lam,
-                        dt(reg), dt(eps), dt(1), flush_threshold(hidden.dtype),
+                        dt(reg), dt(eps), dt(1), gate_flush_threshold(hidden.dtype),
                         inverse == "authors")
     else:
         _, Wh, _, _ = stack_gru(params)

@@ -62,15 +62,13 @@ Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hid
 """
 
 import numpy as np
-import scipy.linalg
 from numba import njit
 
-from ..config import (BLAS_THREADS, FLUSH_TINY, PRODUCT_BLOCK_ROWS, PRODUCT_SMALL_MIN_ROWS,
-                      SMALL_GEMM_MNK)
+from ..config import BLAS_THREADS, PRODUCT_BLOCK_ROWS, PRODUCT_SMALL_MIN_ROWS, SMALL_GEMM_MNK
 from ..deferred import Deferred
-from ..methods.inverse import factor_regularized_gram
-from ..methods.reference import output_backward
+from ..losses import output_backward
 from . import workspace
+from .core import clip_bounds, flush_tiny, power_of_two_scale, regularized_pinv_map, tp_units
 from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vatanh, vlogit, vtanh, wide_vectors
 
@@ -103,25 +101,6 @@ def blas_threads(limit=BLAS_THREADS):
         from threadpoolctl import ThreadpoolController
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=limit, user_api="blas")
-
-
-def _flush(dtype):
-    """config.FLUSH_TINY as a scalar of ``dtype`` (a Python float would make Numba compare
-    float32 entries in float64, converting every element)."""
-    return np.dtype(dtype).type(FLUSH_TINY[np.dtype(dtype)])
-
-
-def _power_of_two_scale(a):
-    """The power of two s <= max|a| nearest to it (1 if a is all zero or not finite), as a's dtype.
-
-    Dividing or multiplying by s is exact (barring overflow/underflow), so a recursion run on
-    a / s and multiplied back by s gives the reference's bits while its entries stay O(1).
-    """
-    m = float(np.max(np.abs(a))) if a.size else 0.0
-    if not (np.isfinite(m) and m > 0.0):
-        return a.dtype.type(1.0)
-    _, e = np.frexp(m)                                   # m = f 2^e, f in [0.5, 1)
-    return np.ldexp(a.dtype.type(1.0), int(e) - 1)       # 2^(e-1) <= m < 2^e
 
 
 # ----------------------------------------------------------------------------------------------
@@ -328,7 +307,7 @@ def _directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, activation, s)
     T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
     dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], hidden.dtype)
     _transition_directions(W_hh, hidden, x, grad_h, hidden.dtype.type(coef), g_T, through_time,
-                           activation == "sigmoid", _flush(hidden.dtype), _chunk(T, B, p),
+                           activation == "sigmoid", flush_tiny(hidden.dtype), _chunk(T, B, p),
                            dW_hh, dW_xh, db_h)
     return {"W_hh": s * dW_hh, "W_xh": s * dW_xh, "b_h": s * db_h}    # exact: s power of two
 
@@ -344,7 +323,7 @@ def transition_backward(params, x, hidden, grad_h, activation, through_time):
     -------
     dict with ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,)
     """
-    s = _power_of_two_scale(grad_h[1:])
+    s = power_of_two_scale(grad_h[1:])
     g_T = np.zeros(hidden.shape[1:], dtype=hidden.dtype)
     with blas_threads():
         return _directions(workspace.aligned(params["W_hh"]), hidden, x, grad_h, 1.0 / s, g_T,
@@ -353,26 +332,6 @@ def transition_backward(params, x, hidden, grad_h, activation, through_time):
 
 # ----------------------------------------------------------------------------------------------
 # target propagation
-
-
-def regularized_pinv_map(W_hh, reg):
-    """P = W_hh (W_hh^T W_hh + r I)^{-1} (p, p); z -> z P applies (W_hh^T W_hh + r I)^{-1} W_hh^T.
-
-    The "encoding of the inverse" of Sec. 3, once per oracle call: one Cholesky factor
-    M = L L^T (``factor_regularized_gram``, with its RegularizedInverseError), the triangular
-    inverse L^{-1} (LAPACK trtri), and P^T = L^{-T} (L^{-1} W_hh^T) as two triangular products
-    (BLAS trmm). Same as ``cho_solve(factor, W_hh.T).T`` up to rounding, in ~0.7x its time at
-    p = 100: OpenBLAS's trsm with p right-hand sides runs at a fraction of trmm's rate.
-    """
-    c, _ = factor_regularized_gram(W_hh, reg)                    # L in c's lower part
-    trtri, = scipy.linalg.lapack.get_lapack_funcs(("trtri",), (c,))
-    trmm, = scipy.linalg.blas.get_blas_funcs(("trmm",), (c,))
-    L_inv, info = trtri(c, lower=1, overwrite_c=1)                # L^{-1}, lower part only
-    if info != 0:                                                 # not after a checked factor
-        raise np.linalg.LinAlgError(f"trtri returned info={info}")
-    Y = trmm(1.0, L_inv, W_hh.T, lower=1)                         # (p, p) L^{-1} W_hh^T
-    P_T = trmm(1.0, L_inv, Y, lower=1, trans_a=1, overwrite_b=1)  # (p, p) L^{-T} Y = P^T
-    return workspace.aligned(P_T.T)                               # P_T is F-ordered
 
 
 @njit(**_JIT)
@@ -540,16 +499,8 @@ class LinearizedTP:
         dtype = hidden.dtype
         self.P, self.hidden, self.lam_T = P, hidden, lam_T
         self.sigmoid = activation == "sigmoid"
-        self.lo, self.hi = _clip_bounds(activation, eps, dtype)
-        s = _power_of_two_scale(lam_T)
-        # Run in units of lam (no rescaling pass) unless s is so small that the flush
-        # threshold FLUSH_TINY * s would come within 2^30 of the subnormals; the two ways give
-        # the same bits (scaling by a power of two is exact), only the cost differs. The
-        # threshold in units of mu is FLUSH_TINY itself when scaled (FLUSH_TINY * s / s would
-        # underflow to 0 for s below ~FLUSH_TINY, and flush nothing).
-        unscaled = s >= np.sqrt(_flush(dtype))
-        self.s = dtype.type(1.0) if unscaled else s
-        self.flush = dtype.type(_flush(dtype) * s) if unscaled else _flush(dtype)
+        self.lo, self.hi = clip_bounds(activation, eps, dtype)
+        self.s, self.flush = tp_units(lam_T)           # units of lam, or of s < sqrt(FLUSH_TINY)
 
     def _start(self, mu):
         """``mu`` with mu_T = lam_T / s in its slot (T % len(mu)), exact."""
@@ -630,22 +581,16 @@ def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
                 out[b, i] = out[b, i] * (abs(out[b, i]) >= flush)
 
 
-def _clip_bounds(activation, eps, dtype):
-    """pi's interval as the reference's np.clip sees it (bounds rounded to the dtype)."""
-    lo, hi = (-1.0 + eps, 1.0 - eps) if activation == "tanh" else (eps, 1.0 - eps)
-    return dtype.type(lo), dtype.type(hi)
-
-
 def _difference_displacements(params, hidden, lam_T, reg, activation, eps, out=None):
     """DTP's lam (T+1, B, p), written into ``out`` when given. DTP's recursion is nonlinear, so
     it runs in units of lam (no scaling)."""
     T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
     dtype = hidden.dtype
     P = regularized_pinv_map(params["W_hh"], reg)                 # (p, p), once per call
-    lo, hi = _clip_bounds(activation, eps, dtype)
+    lo, hi = clip_bounds(activation, eps, dtype)
     lam = np.empty((T + 1, B, p), dtype=dtype) if out is None else out   # (T+1, B, p)
     lam[T] = lam_T
-    _propagate_difference(P, hidden, lam, activation == "sigmoid", lo, hi, _flush(dtype))
+    _propagate_difference(P, hidden, lam, activation == "sigmoid", lo, hi, flush_tiny(dtype))
     return lam
 
 
@@ -691,7 +636,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
         W_hh = workspace.aligned(params["W_hh"])             # (p, p) C order, 64-byte aligned
         if method == "bp":
             # BPTT: grad_h is g_T at t = T and zero elsewhere (no explicit terms array)
-            s = _power_of_two_scale(g_T)
+            s = power_of_two_scale(g_T)
             no_terms = np.empty((0,) + hidden.shape[1:], dtype=dtype)
             direction.update(_directions(W_hh, hidden, x, no_terms, 1.0, g_T / s, True,
                                          activation, s))
@@ -713,7 +658,7 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 lam = _difference_displacements(params, hidden, lam_T, reg, activation, eps,
                                                 out=lam_out)
                 # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
-                s = _power_of_two_scale(lam_T)
+                s = power_of_two_scale(lam_T)
                 zeros = np.zeros(hidden.shape[1:], dtype=dtype)
                 direction.update(_directions(W_hh, hidden, x, lam, -1.0 / s, zeros, through_time,
                                              activation, s))

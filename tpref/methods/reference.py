@@ -11,32 +11,10 @@ hidden[t] = h_t; x[t - 1] is the paper's x_t (time steps are 1-based in the pape
 
 import numpy as np
 
-from ..losses import loss_and_grad, output_layer
+from ..losses import output_backward
 from ..models.activations import derivative_from_output, inverse, inverse_derivative, project
+from ..models.inverse import apply_regularized_pinv, factor_regularized_gram
 from ..models.rnn import rnn_forward
-from .inverse import apply_regularized_pinv, factor_regularized_gram
-
-
-# ----------------------------------------------------------------------------------------------
-# output layer
-
-
-def output_backward(params, h_T, y, loss):
-    """Loss, logits, gradients of (W_hy, b_y) and dl/dh_T for the batch-mean loss.
-
-    Returns
-    -------
-    value : float
-    out : ndarray (B, k)
-    grads : dict with ``W_hy`` (k, p) and ``b_y`` (k,)
-    g_T : ndarray (B, p)
-        d loss / d h_T, one row per sample (each carries the 1/B of the batch mean).
-    """
-    out = output_layer(params, h_T)                    # (B, k)
-    value, d_out = loss_and_grad(loss, out, y)         # float, (B, k)
-    grads = {"W_hy": d_out.T @ h_T, "b_y": d_out.sum(axis=0)}
-    g_T = d_out @ params["W_hy"]                       # (B, p)
-    return value, out, grads, g_T
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ import numpy as np
 import scipy.linalg
 
 from ..models.gru import gru_forward
-from .inverse import RegularizedInverseError, apply_regularized_pinv, factor_regularized_gram
-from .reference import output_backward
+from ..losses import output_backward
+from ..models.inverse import (RegularizedInverseError, apply_regularized_pinv,
+                              factor_regularized_gram)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..config import CLIP_EPS
 from ..losses import loss_and_grad
-from ..methods.inverse import factor_regularized_gram
+from ..models.inverse import factor_regularized_gram
 from ..methods import reference as _rnn
 from ..methods import reference_gru as _gru
 from ..models.gru import gru_step

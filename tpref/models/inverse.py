@@ -4,7 +4,8 @@
 
 The matrix M = W_hh^T W_hh + r I is the same for every time step t, so it is factored once
 (SciPy's Cholesky, M = L L^T) and every application is two triangular solves: the p^3 term
-of T_TP ~ p^3 + T_BP in Sec. 3. No explicit inverse is ever formed.
+of T_TP ~ p^3 + T_BP in Sec. 3. The reference forms no explicit inverse; the kernel twins
+encode the map once as a matrix from the same factor (``tpref.kernels.core.regularized_pinv_map``).
 """
 
 import numpy as np
