@@ -40,18 +40,54 @@ class SGD:
         self.buffers = {}
 
     def step(self, direction):
-        """theta <- theta - lr * (direction, with momentum): one update of every parameter."""
+        """theta <- theta - lr * (direction, with momentum): one update of every parameter.
+
+        All or nothing: every entry of ``direction`` is checked first (the same names as the
+        parameters, each a floating ndarray of its parameter's shape; no broadcasting), and
+        the new values are computed before any parameter or buffer is written, so an error
+        (including a FloatingPointError under ``np.errstate(over="raise")``) changes nothing.
+        """
+        self._check_direction(direction)
+        new_params, new_buffers = {}, {}
         for name, theta in self.params.items():
             g = direction[name]
             if self.momentum:
                 buf = self.buffers.get(name)
                 if buf is None:
-                    buf = self.buffers[name] = np.array(g, dtype=theta.dtype, copy=True)
+                    buf = np.array(g, dtype=theta.dtype, copy=True)
                 else:
-                    buf *= self.momentum
-                    buf += g
+                    buf = self.momentum * buf + g
+                new_buffers[name] = buf
                 g = g + self.momentum * buf if self.nesterov else buf
-            theta -= self.lr * g
+            new_params[name] = theta - self.lr * g
+        for name, theta in self.params.items():          # commit: nothing below can fail
+            theta[...] = new_params[name]
+        for name, buf in new_buffers.items():
+            if name in self.buffers:
+                self.buffers[name][...] = buf
+            else:
+                self.buffers[name] = buf
+
+    def _check_direction(self, direction):
+        """Raise TypeError/ValueError naming the first direction entry that does not fit."""
+        if not isinstance(direction, dict):
+            raise TypeError(f"direction must be a dict of parameter name -> ndarray, got "
+                            f"{type(direction).__name__}")
+        missing = sorted(set(self.params) - set(direction))
+        extra = sorted(set(direction) - set(self.params))
+        if missing or extra:
+            raise ValueError(f"direction must have exactly the parameters' keys "
+                             f"{tuple(self.params)}; missing {missing}, unexpected {extra}")
+        for name, theta in self.params.items():
+            g = direction[name]
+            if not isinstance(g, np.ndarray) or isinstance(g, np.ma.MaskedArray):
+                raise TypeError(f"direction[{name!r}] must be a plain numpy ndarray, got "
+                                f"{type(g).__name__}")
+            if g.dtype.kind != "f":
+                raise TypeError(f"direction[{name!r}] must have a floating dtype, got {g.dtype}")
+            if g.shape != theta.shape:
+                raise ValueError(f"direction[{name!r}] must have the shape of params[{name!r}], "
+                                 f"{theta.shape}, got {g.shape} (no broadcasting)")
 
     def state_dict(self):
         """Momentum buffers (copies), for checkpoints."""
