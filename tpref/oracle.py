@@ -14,8 +14,12 @@ import numpy as np
 
 from .config import CELLS, CLIP_EPS, GRU_INVERSES
 from .deferred import Deferred, freeze
-from .validation import (check_choice, check_gru_params, check_inputs, check_oracle_options,
-                         check_rnn_params, check_targets)
+from .validation import (check_choice, check_gru_params, check_inputs, check_options_fit_dtype,
+                         check_oracle_options, check_rnn_params, check_targets)
+
+
+class NonFiniteResultWarning(RuntimeWarning):
+    """An oracle call on finite input produced a NaN/inf loss or direction (an overflow)."""
 
 #: Backends of ``tpref.oracle``: "numpy" is the reference, the others are tested against it
 #: ("numba": tpref.kernels.numba_rnn, fused Numba CPU kernels; "cuda": tpref.kernels.cuda_rnn,
@@ -238,6 +242,7 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
                            update=update, activation=activation, backend=backend,
                            eps=clip_eps, gru_inverse=gru_inverse)
     dtype, d, p, k = check_rnn_params(params)
+    check_options_fit_dtype(dtype, gamma_h, reg, clip_eps)
     x = check_inputs(x, d, dtype)
     y = check_targets(y, loss, x.shape[1], k, dtype)
     if backend == "numpy":
@@ -262,6 +267,7 @@ def _gru_oracle(call, method, params, x, y, *, loss, gamma_h, reg, update, activ
         raise ValueError(f"activation must be 'tanh' for cell='gru' (the GRU's candidate is "
                          f"tanh, its gates sigmoid), got {activation!r}")
     dtype, d, p, k = check_gru_params(params)
+    check_options_fit_dtype(dtype, gamma_h, reg, eps)
     x = check_inputs(x, d, dtype)
     y = check_targets(y, loss, x.shape[1], k, dtype)
     if backend == "numpy":
@@ -280,7 +286,19 @@ def _call(method, params, x, y, options):
 
 
 def _result(method, out, call):
-    """OracleResult from a backend's dict (its "displacements": array, Deferred or None)."""
+    """OracleResult from a backend's dict (its "displacements": array, Deferred or None).
+
+    Warns (NonFiniteResultWarning) when the loss or a direction is not finite: the input was
+    checked finite, so an intermediate overflowed (e.g. a huge gamma_h in float32, or the
+    inverse of targets clipped near the activation's bounds).
+    """
+    bad = [name for name, g in out["direction"].items() if not np.isfinite(g).all()]
+    if bad or not np.isfinite(out["loss"]):
+        import warnings
+        what = f"direction {bad}" if bad else f"loss {out['loss']}"
+        warnings.warn(f"tpref.oracle({method!r}): the {what} is not finite although the input "
+                      f"is: an intermediate overflowed. Use float64 params, a smaller gamma_h, "
+                      f"or a larger clip_eps", NonFiniteResultWarning, stacklevel=3)
     return OracleResult(method=method, loss=out["loss"], output=out["output"],
                         hidden=out["hidden"], direction=out["direction"],
                         displacements_source=out["displacements"], call=call)

@@ -25,6 +25,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -34,7 +35,7 @@ from .losses import loss_and_grad, output_layer
 from .models.cells import INITS, init_params, last_hidden
 from .models.inverse import RegularizedInverseError
 from .optim import SGD
-from .oracle import BACKENDS, check_backend, oracle
+from .oracle import BACKENDS, NonFiniteResultWarning, check_backend, oracle
 from .run_io import (Progress, check_output_dir, load_checkpoint, read_metrics, resume_point,
                      run_paths, save_checkpoint, write_json)
 from .tasks import make_task
@@ -221,13 +222,17 @@ class _Run:
         x, y = self.task.train_batch(c.seed, n.iteration, c.batch_size)
         t0 = time.perf_counter()
         try:
-            res = oracle(c.method, self.params, x, y, loss=self.task.loss, gamma_h=c.gamma_h,
-                         reg=c.reg, update=c.update, backend=c.backend, cell=c.cell,
-                         gru_inverse=c.gru_inverse)
+            with warnings.catch_warnings():     # a non-finite result is a divergence, below
+                warnings.simplefilter("ignore", NonFiniteResultWarning)
+                res = oracle(c.method, self.params, x, y, loss=self.task.loss,
+                             gamma_h=c.gamma_h, reg=c.reg, update=c.update, backend=c.backend,
+                             cell=c.cell, gru_inverse=c.gru_inverse)
         except (FloatingPointError, RegularizedInverseError) as err:
             return f"{type(err).__name__}: {err}"
         if not math.isfinite(res.loss):
             return f"training loss {res.loss} is not finite"
+        if not all(np.isfinite(g).all() for g in res.direction.values()):
+            return "the descent direction is not finite (an overflow)"
         try:
             self.opt.step(res.direction)
         except FloatingPointError as err:

@@ -16,12 +16,35 @@ def check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
+def check_not_masked(name, a):
+    """Raise TypeError for a ``numpy.ma.MaskedArray``: the oracles compute with every entry,
+    masked or not (np.isfinite(masked).any() would skip a masked NaN that the loops then use)."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} must be a plain numpy ndarray, got a masked array; the "
+                        f"oracle uses every entry, masked or not. Pass {name}.filled(value) "
+                        f"or {name}.data if the masked entries hold valid numbers")
+
+
 def check_finite_array(name, a):
     """Raise ValueError if ``a`` holds NaN or inf, saying where the first one is."""
+    check_not_masked(name, a)
     bad = ~np.isfinite(a)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name} must be finite; it holds {float(a[where])} at index {where}")
+
+
+def check_float_dtype(name, dtype):
+    """The numpy dtype of ``dtype`` if it is float32 or float64 (the oracles' dtypes), else
+    TypeError naming ``name``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from err
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64 (the dtypes the oracle computes "
+                        f"in), got {dt}")
+    return dt
 
 
 def check_positive_scalar(name, value, *, allow_zero=False):
@@ -50,6 +73,7 @@ def check_param_dict(params, names, cell):
         a = params[name]
         if not isinstance(a, np.ndarray):
             raise TypeError(f"params[{name!r}] must be a numpy ndarray, got {type(a).__name__}")
+        check_not_masked(f"params[{name!r}]", a)
         if a.dtype not in (np.float32, np.float64):
             raise TypeError(f"params[{name!r}] must have dtype float32 or float64, got {a.dtype}")
     dtype = params[names[0]].dtype
@@ -91,19 +115,34 @@ def check_inputs(x, d, dtype):
     """Validate x of shape (T, B, d), floating and finite; return it in ``dtype``."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a numpy ndarray of shape (T, B, d), got {type(x).__name__}")
+    check_not_masked("x", x)
     if x.dtype.kind != "f":
         raise TypeError(f"x must have a floating dtype, got {x.dtype}")
     if x.ndim != 3 or x.shape[2] != d or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"x must have shape (T, B, d) = (T, B, {d}) with T, B >= 1 "
                          f"(time-major), got {x.shape}")
     check_finite_array("x", x)
-    return np.ascontiguousarray(x, dtype=dtype)
+    return _cast_finite("x", x, dtype)
+
+
+def _cast_finite(name, a, dtype):
+    """``a`` as a contiguous ``dtype`` array; ValueError if a finite entry overflows the cast."""
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if out.dtype != a.dtype and not np.isfinite(out).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        raise ValueError(f"{name} holds {float(a[where])!r} at index {where}, beyond the largest "
+                         f"{np.dtype(dtype).name} number {float(np.finfo(dtype).max):.4g} (the "
+                         f"params' dtype, in which the oracle computes); scale {name} or use "
+                         f"float64 params")
+    return out
 
 
 def check_targets(y, loss, B, k, dtype):
     """Validate y: (B,) integer labels in [0, k) for cross_entropy, (B, k) floats for mse."""
     if not isinstance(y, np.ndarray):
         raise TypeError(f"y must be a numpy ndarray, got {type(y).__name__}")
+    check_not_masked("y", y)
     if loss == "cross_entropy":
         if y.dtype.kind not in "iu":
             raise TypeError(f"y must hold integer class labels for loss='cross_entropy', got dtype {y.dtype}")
@@ -118,7 +157,7 @@ def check_targets(y, loss, B, k, dtype):
     if y.shape != (B, k):
         raise ValueError(f"y must have shape (B, k) = ({B}, {k}) for loss='mse', got {y.shape}")
     check_finite_array("y", y)
-    return np.ascontiguousarray(y, dtype=dtype)
+    return _cast_finite("y", y, dtype)
 
 
 def check_oracle_options(method, loss, activation, update, gamma_h, reg, eps):
@@ -138,6 +177,27 @@ def check_oracle_options(method, loss, activation, update, gamma_h, reg, eps):
         raise ValueError(f"method={method!r} needs reg (the regularization r of the inverse), got None")
     return (check_positive_scalar("gamma_h", gamma_h),
             check_positive_scalar("reg", reg, allow_zero=True), eps)
+
+
+def check_options_fit_dtype(dtype, gamma_h, reg, eps):
+    """Raise ValueError where an option is valid as a number but cannot work in ``dtype``.
+
+    - clip_eps below the spacing of ``dtype`` just under 1 (``finfo.epsneg``): 1 - clip_eps
+      rounds to 1, so a saturated unit's target is clipped onto +-1, whose inverse (atanh)
+      is infinite: NaN directions.
+    - gamma_h or reg beyond the largest finite number of ``dtype`` (float32: 3.4e38): the
+      oracle computes in ``dtype``, where they are infinite.
+    """
+    info = np.finfo(dtype)
+    if eps < info.epsneg:
+        raise ValueError(f"clip_eps={eps!r} is below {dtype.name}'s resolution under 1 "
+                         f"({float(info.epsneg):.3g}): 1 - clip_eps rounds to 1, and a saturated "
+                         f"unit's inverse is infinite; use clip_eps >= {float(info.epsneg):.3g}")
+    for name, value in (("gamma_h", gamma_h), ("reg", reg)):
+        if value is not None and value > float(info.max):
+            raise ValueError(f"{name}={value!r} exceeds the largest {dtype.name} number "
+                             f"{float(info.max):.4g} (the params' dtype, in which the oracle "
+                             f"computes); use a smaller {name} or float64 params")
 
 
 def check_gru_params(params):

@@ -26,7 +26,7 @@ Note the convention h = (1 - z) n + z h_{t-1}: with W_h* = 0, dh_t/dh_{t-1} = di
 import numpy as np
 
 from ..config import GRU_PARAM_NAMES
-from ..validation import check_gru_params
+from ..validation import check_float_dtype, check_gru_params
 from .rnn import _orthonormal
 
 #: Gate order of torch.nn.GRU's stacked weights (rows [0:p], [p:2p], [2p:3p]).
@@ -47,7 +47,7 @@ def init_gru(d, p, k, *, seed, dtype=np.float64):
     d, p, k : int
         Input size, hidden size and output size.
     seed : int or numpy.random.Generator
-    dtype : numpy float dtype, default float64
+    dtype : float32 or float64, default float64 (anything else: TypeError)
 
     Returns
     -------
@@ -57,6 +57,7 @@ def init_gru(d, p, k, *, seed, dtype=np.float64):
     for name, value in (("d", d), ("p", p), ("k", k)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    dtype = check_float_dtype("dtype", dtype)
     rng = np.random.default_rng(seed)
     params = {}
     for gate in GRU_GATES:

@@ -13,6 +13,7 @@ computes the same hidden states.
 import numpy as np
 
 from ..config import RNN_PARAM_NAMES, RTOL
+from ..validation import check_float_dtype
 from .activations import activate
 
 
@@ -37,7 +38,7 @@ def init_rnn(d, p, k, *, seed, dtype=np.float64):
         Input size, hidden size and output size.
     seed : int or numpy.random.Generator
         Source of randomness; the same seed gives bit-identical parameters.
-    dtype : numpy float dtype, default float64
+    dtype : float32 or float64, default float64 (anything else: TypeError)
 
     Returns
     -------
@@ -47,6 +48,7 @@ def init_rnn(d, p, k, *, seed, dtype=np.float64):
     for name, value in (("d", d), ("p", p), ("k", k)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    dtype = check_float_dtype("dtype", dtype)
     rng = np.random.default_rng(seed)
     params = {
         "W_hh": _orthonormal(rng, p, p),
