@@ -43,6 +43,9 @@ def make_cifar(directory, *, archive):
     rng = np.random.default_rng(1)
     batches = {"data_batch_1": cifar_batch(rng, 10), "data_batch_2": cifar_batch(rng, 6),
                "test_batch": cifar_batch(rng, 5)}
+    for i, name in enumerate(batches):   # as the official files say: "training batch 1 of 5"
+        batches[name][b"batch_label"] = (f"training batch {i + 1} of 2" if i < 2
+                                         else "testing batch 1 of 1").encode()
     blobs = {k: pickle.dumps(v) for k, v in batches.items()}
     blobs["batches.meta"] = pickle.dumps({b"label_names": [b"a"] * 10})
     if archive:

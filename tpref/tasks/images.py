@@ -17,7 +17,10 @@ import glob
 import gzip
 import os
 import pickle
+import re
 import tarfile
+import warnings
+import zlib
 
 import numpy as np
 
@@ -55,8 +58,9 @@ def read_idx(path):
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as err:
-        raise DataError(f"cannot read IDX file {path}: {err}") from err
+    except (OSError, EOFError, zlib.error) as err:   # zlib.error: corrupt deflate data
+        raise DataError(f"cannot read IDX file {path}: {err} (the file is damaged; "
+                        f"download it again)") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or not 1 <= raw[3] <= 4:
         raise DataError(f"{path} is not an IDX file of unsigned bytes (bad magic number "
                         f"{raw[:4].hex() or 'empty'}); expected 0x00000801 or 0x00000803")
@@ -108,9 +112,13 @@ def find_idx_dir(dataset, data_dir=None):
             return FASHION_MNIST_SYSTEM_DIR
     extra = (" (or `apt-get install dataset-fashion-mnist`, which installs them in "
              f"{FASHION_MNIST_SYSTEM_DIR})" if dataset == "fashion-mnist" else "")
-    where = ", ".join(searched) if searched else "nowhere: no data directory was given (--data-dir)"
-    raise DataError(f"{dataset} files not found; searched {where} and its subdirectories. "
-                    f"Need {', '.join(names)}, from {url}{extra}")
+    if searched:
+        where = (f"looked in {' and '.join(searched)} and "
+                 f"{'their' if len(searched) > 1 else 'its'} subdirectories")
+    else:
+        where = "no data directory was given; pass one with --data-dir DIR (data_dir=...)"
+    raise DataError(f"{dataset} files not found: {where}. Need {', '.join(names)}, "
+                    f"from {url}{extra}")
 
 
 def load_idx_dataset(dataset, data_dir=None):
@@ -139,18 +147,87 @@ def load_idx_dataset(dataset, data_dir=None):
 CIFAR_DIRNAME = "cifar-10-batches-py"
 
 
+class CifarWarning(UserWarning):
+    """CIFAR-10 files that may be incomplete, read anyway (see :func:`load_cifar10`)."""
+
+
+def _safe_dtype(spec, align=False, copy=False):
+    """numpy.dtype for the unpickler: plain numeric dtypes only (no object arrays)."""
+    dt = np.dtype(spec, align=align, copy=copy)
+    if dt.kind not in "biuf" or dt.fields is not None:
+        raise pickle.UnpicklingError(f"refusing dtype {dt} (only numeric arrays are expected)")
+    return dt
+
+
+_ARRAY = np.zeros(1, dtype=np.uint8)
+#: What a CIFAR-10 batch pickle may name (protocol 2 as distributed, or as re-pickled by
+#: Python 3): numpy's array reconstructors, a numeric dtype, and _codecs.encode (how Python 3
+#: writes bytes at protocol 2). Nothing that can run other code.
+_CIFAR_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _safe_dtype,
+    ("_codecs", "encode"): __import__("codecs").encode,
+}
+for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _CIFAR_GLOBALS[(_module, "_reconstruct")] = _ARRAY.__reduce__()[0]
+for _module in ("numpy.core.numeric", "numpy._core.numeric"):
+    _CIFAR_GLOBALS[(_module, "_frombuffer")] = _ARRAY.__reduce_ex__(5)[0]
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles what the official CIFAR-10 batches contain (dicts, lists, bytes, ints,
+    numeric numpy arrays) and refuses every other global, so a hostile file runs no code."""
+
+    def find_class(self, module, name):
+        found = _CIFAR_GLOBALS.get((module, name))
+        if found is None:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "
+                f"bytes, ints and numpy arrays (a file that names {module}.{name} is not an "
+                f"official batch and may run code)")
+        return found
+
+
 def _unpickle(f, name):
+    """(data, labels, batch_label) of one CIFAR-10 batch, read by the restricted unpickler."""
     try:
-        batch = pickle.load(f, encoding="bytes")
+        batch = _CifarUnpickler(f, encoding="bytes").load()
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        label = batch.get(b"batch_label", b"")
     except Exception as err:  # pickle raises many types on corrupt input
         raise DataError(f"CIFAR-10 batch {name} is corrupt or not in the official python "
                         f"format (a pickled dict with b'data' and b'labels'): {err}") from err
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
         raise DataError(f"CIFAR-10 batch {name}: data has shape {data.shape} and labels "
                         f"{labels.shape}; expected (N, 3072) and (N,)")
-    return data, labels
+    return data, labels, label if isinstance(label, bytes) else b""
+
+
+def _check_training_batches(train, labels, source):
+    """Refuse an incomplete set of training batches; warn where completeness is unknowable.
+
+    Each official batch says how many there are: b'training batch 2 of 5' (a subset made
+    for tests says b'training batch 1 of 1 (subset)'). Every batch that is announced must
+    be present; so must every number below the highest batch present. Without such labels,
+    fewer than the official five batches are read with a CifarWarning.
+    """
+    numbers = sorted(int(m.group(1)) for m in
+                     (re.fullmatch(r"data_batch_(\d+)", os.path.basename(t)) for t in train) if m)
+    announced = [int(m.group(1)) for m in (re.search(rb"batch \d+ of (\d+)", lab or b"")
+                                           for lab in labels) if m]
+    expected = max(announced + numbers, default=0)
+    missing = [f"data_batch_{i}" for i in range(1, expected + 1) if i not in numbers]
+    if missing:
+        said = (f"its batches say there are {max(announced)}" if announced
+                else f"data_batch_{max(numbers)} is present")
+        raise DataError(f"CIFAR-10 in {source} is incomplete: {', '.join(missing)} missing "
+                        f"({said}); training on part of the data would be a silent wrong "
+                        f"answer. Get cifar-10-python.tar.gz again from {CIFAR10_URL}")
+    if not announced and len(numbers) < 5:
+        warnings.warn(f"CIFAR-10 in {source} has {len(numbers)} training batch(es), the "
+                      f"official set 5, and its batches do not say how many there should be: "
+                      f"training on {len(numbers)}/5 of the data", CifarWarning, stacklevel=3)
 
 
 def _cifar_batches(members):
@@ -166,6 +243,12 @@ def load_cifar10(path=None):
     ``path`` is the ``cifar-10-batches-py`` directory, a ``.tar.gz`` archive of it, or a
     directory holding either (searched one level deep). Images are uint8 of shape
     (N, 3, 32, 32) (channel-major, as stored), labels int64 (N,).
+
+    The batches are pickles, read by a restricted unpickler that accepts only what the
+    official files hold (a file naming any other Python object raises DataError, and runs
+    nothing). A set with training batches missing raises DataError: every official batch
+    says how many there are (b'training batch 2 of 5'), so a subset is told from a damaged
+    set by those labels (a subset labels its batches "1 of 1").
     """
     if path is None:
         raise DataError(f"CIFAR-10 needs a data directory (--data-dir) holding "
@@ -217,7 +300,8 @@ def load_cifar10(path=None):
             except (tarfile.TarError, OSError, EOFError) as err:
                 raise DataError(f"{source}: cannot read member {name}: {err}") from err
     parts = [read(n) for n in train]
-    test_data, test_labels = read(test[0])
+    _check_training_batches(train, [p[2] for p in parts], source)
+    test_data, test_labels, _ = read(test[0])
     train_data = np.concatenate([p[0] for p in parts])
     train_labels = np.concatenate([p[1] for p in parts])
     if not isinstance(source, str) or not os.path.isdir(source):
