@@ -290,8 +290,17 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    from .processes import Interrupted
+
     try:
         return args.func(args)
     except (ValueError, OSError) as err:
         print(f"tpref {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as err:
+        print(f"tpref {args.command}: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"tpref {args.command}: interrupted; what was written is kept (rerun the same "
+              f"command to resume a run)", file=sys.stderr)
+        return 130

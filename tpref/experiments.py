@@ -8,12 +8,12 @@ Directory layout of a comparison: ``<out>/<panel>/<method>/`` (one run each, see
 :mod:`tpref.train`), ``<out>/<panel>/compare.png`` and ``<out>/<panel>/table.md``.
 """
 
-import concurrent.futures
 import json
 import os
 import sys
 
 from .presets import PRESETS
+from .processes import Interrupted, run_in_workers
 from .run_io import check_output_dir
 from .train import RunConfig, train
 
@@ -77,10 +77,18 @@ def run_panel(panel, configs, out_dir, *, jobs=None, stream=None, plot=True):
           f"iterations ({jobs} process{'es' if jobs > 1 else ''}); runs in {panel_dir}",
           file=stream, flush=True)
     if jobs == 1:
-        summaries = [_run_one(w) for w in work]
+        summaries = []
+        for w in work:
+            summaries.append(_run_one(w))
+            if summaries[-1]["status"] == "interrupted":
+                raise Interrupted(f"{panel} interrupted; rerun the same command to resume")
     else:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
-            summaries = list(pool.map(_run_one, work))
+        try:
+            summaries = run_in_workers(_run_one, work, jobs)
+        except Interrupted as err:
+            raise Interrupted(f"{panel} {err}") from None
+        if None in summaries:             # a worker stopped from outside before its summary
+            raise Interrupted(f"{panel}: a run was interrupted; rerun the same command to resume")
     table = format_table(panel, summaries, configs)
     with open(os.path.join(panel_dir, "table.md"), "w") as f:
         f.write(table)

@@ -36,6 +36,7 @@ from .models.cells import INITS, init_params, last_hidden
 from .models.inverse import RegularizedInverseError
 from .optim import SGD
 from .oracle import BACKENDS, NonFiniteResultWarning, check_backend, oracle
+from .processes import RunLock
 from .run_io import (Progress, check_output_dir, load_checkpoint, read_metrics, resume_point,
                      run_paths, save_checkpoint, write_json)
 from .tasks import make_task
@@ -335,6 +336,12 @@ def train(config, out_dir, *, resume=True, progress=True, stream=None, task=None
     """
     config.validate()
     check_output_dir(out_dir)
+    with RunLock(out_dir):             # one writer per run directory (tpref.processes)
+        return _train(config, out_dir, resume=resume, progress=progress, stream=stream,
+                      task=task, stop_after=stop_after)
+
+
+def _train(config, out_dir, *, resume, progress, stream, task, stop_after):
     task = task if task is not None else config.make_task()
     run = _Run(config, task, out_dir,
                Progress(f"[{config.task} {config.method}]", config.iterations, stream, progress))
