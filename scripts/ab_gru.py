@@ -4,7 +4,7 @@
     python scripts/ab_gru.py 4128211 HEAD --repeats 21
 
 FashionMNIST configuration (B = 16, d = 1, p = 100, k = 10, T = 784; TP with gamma_h = 1e-2,
-reg = 1, as scripts/fashion_gru.py). Each commit's ``tpref`` is exported under its own name by
+reg = 1, the fashion-mnist preset). Each commit's ``tpref`` is exported under its own name by
 ``scripts/ab_commits.export`` and all run side by side, alternating repetition by repetition
 (``tpref.bench.time_alternating``, one thread, thread CPU time). ``--forward`` also times the
 forward pass alone (``gru_forward_numba``). Before timing, each commit's BP and TP directions

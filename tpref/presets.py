@@ -4,7 +4,7 @@ A :class:`Preset` is one task as the paper runs it (hidden size 100, one seed): 
 iteration count, and for each method its step sizes (:class:`Steps`). The values are the
 ones in the authors' public code (docs/peers.md). Everything that runs a paper experiment
 reads them from here: ``tpref compare`` / ``tpref reproduce`` (tpref.experiments),
-``tpref bench`` (:data:`BENCH_PROBLEMS`) and scripts/fashion_gru.py.
+``tpref bench`` (:data:`BENCH_PROBLEMS`) and ``tpref sweep``.
 
 Adding a preset is one entry in :data:`PRESETS`::
 
