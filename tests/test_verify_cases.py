@@ -122,3 +122,27 @@ def test_astype_and_kwargs_work_with_oracle():
     assert c32.params["W_hh"].dtype == np.float32 and c32.x.dtype == np.float32
     res = tpref.oracle("bp", case.params, case.x, case.y, **case.kwargs)
     assert res.displacements is None
+
+
+def test_strategies_draw_cases_a_correct_run_passes():
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings, HealthCheck
+    from tpref.verify import strategies
+
+    seen = set()
+
+    @given(strategies.problems(cell="rnn") | strategies.problems(cell="gru", methods=("tp",)))
+    @settings(max_examples=25, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    def check(case):
+        ref = case.oracle()
+        seen.add((case.cell, case.method))
+        assert ref.call.method == case.method
+        r32 = case.oracle(dtype=np.float32)
+        cand = {"hidden": np.array(r32.hidden), "direction": dict(r32.direction)}
+        if r32.displacements is not None:
+            cand["displacements"] = np.array(r32.displacements)
+        assert compare(cand, ref).ok
+
+    check()
+    assert {"rnn", "gru"} <= {cell for cell, _ in seen}

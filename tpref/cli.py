@@ -8,6 +8,8 @@ compare     BP versus TP on one task with the paper's hyperparameters: runs, tab
 reproduce   the panels of the paper's Fig. 3 (synthetic) or Fig. 4 (images; Fashion-MNIST with
             the GRU)
 sweep       a grid of training runs on Dask (tpref.sweeps; the [sweep] extra)
+golden      write the verification cases' golden files (tpref.verify.golden)
+verify      check a candidate's outputs against golden files
 bench       validate then time the oracle backends against PyTorch (docs/benchmarks.md)
 
 Every run prints where its results and plot are. Bad input (unknown task or method,
@@ -272,6 +274,10 @@ def build_parser():
     from .sweeps import register as register_sweep
 
     register_sweep(sub, _add_common)
+
+    from .verify.golden import register as register_verify
+
+    register_verify(sub)
 
     bench = sub.add_parser("bench", help="validate then time the oracle backends against PyTorch",
                            add_help=False)

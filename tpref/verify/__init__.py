@@ -28,9 +28,10 @@ Importing this package imports neither torch nor jax.
 from . import steps
 from .casebook import Case, cases
 from .compare import Check, Divergence, Report, assert_matches, compare
+from .golden import GoldenFileError, load_golden, verify_golden, write_golden
 
 __all__ = ["compare", "assert_matches", "Report", "Divergence", "Check", "steps", "cases", "Case",
-           "strategies"]
+           "strategies", "write_golden", "load_golden", "verify_golden", "GoldenFileError"]
 
 
 def __getattr__(name):

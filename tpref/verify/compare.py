@@ -38,12 +38,12 @@ class Reference:
     ``method``, ``params``, ``x``, ``y``, ``options`` (``oracle``'s keyword arguments).
     """
 
-    def __init__(self, method, params, x, y, options, values, runs=None, name=None):
+    def __init__(self, method, params, x, y, options, values, noise=None, name=None):
         self.method, self.params, self.x, self.y = method, params, x, y
         self.options = dict(options)
         self.name = name
-        self._runs = {np.dtype(np.float64): values}
-        self._runs.update({np.dtype(k): v for k, v in (runs or {}).items()})
+        self._values = values
+        self._noise = noise
 
     @classmethod
     def from_result(cls, result):
@@ -54,40 +54,48 @@ class Reference:
                              "result of tpref.oracle(...)")
         params = {n: np.asarray(a) for n, a in call.params.items()}
         if next(iter(params.values())).dtype == np.float64:
-            values = values_of(result)
-            return cls(call.method, params, call.x, call.y, call.options, values)
+            return cls(call.method, params, call.x, call.y, call.options, values_of(result))
         # a float32 reference: the truth is its float64 rerun
-        ref = cls(call.method, params, call.x, call.y, call.options, None)
-        ref._runs = {}
-        params64 = {n: a.astype(np.float64) for n, a in params.items()}
-        y64 = call.y.astype(np.float64) if call.y.dtype.kind == "f" else call.y
-        ref.params, ref.x, ref.y = params64, call.x.astype(np.float64), y64
-        ref._runs[np.dtype(np.float64)] = ref._run(np.float64)
+        params = {n: a.astype(np.float64) for n, a in params.items()}
+        y = call.y.astype(np.float64) if call.y.dtype.kind == "f" else call.y
+        ref = cls(call.method, params, call.x.astype(np.float64), y, call.options, None)
+        ref._values = ref._run(np.float64)
         return ref
 
     @property
     def cell(self):
         return self.options.get("cell", "rnn")
 
-    def _run(self, dtype):
+    def _run(self, dtype, perturbed=False):
         import tpref
 
         dtype = np.dtype(dtype)
-        params = {n: a.astype(dtype) for n, a in self.params.items()}
-        y = self.y.astype(dtype) if self.y.dtype.kind == "f" else self.y
+        params, x, y = self.params, np.asarray(self.x, np.float64), self.y
+        if perturbed:                       # move every input by ~2 rounding errors of dtype
+            rng = np.random.default_rng(20211)
+            nudge = lambda a: a * (1.0 + 2.0 * np.finfo(dtype).eps * rng.choice((-1.0, 1.0),
+                                                                               np.shape(a)))
+            params = {n: nudge(a) for n, a in params.items()}
+            x = nudge(x)
+            y = nudge(y) if y.dtype.kind == "f" else y
+        params = {n: np.asarray(a).astype(dtype) for n, a in params.items()}
+        y = y.astype(dtype) if y.dtype.kind == "f" else y
         options = dict(self.options, backend="numpy")
-        return values_of(tpref.oracle(self.method, params, np.asarray(self.x, dtype), y,
-                                      **options))
+        return values_of(tpref.oracle(self.method, params, x.astype(dtype), y, **options))
 
-    def values(self, dtype=np.float64):
-        """Quantities of tpref's run in ``dtype`` (float64: the reference); None if it fails."""
-        dtype = np.dtype(dtype)
-        if dtype not in self._runs:
+    def values(self):
+        """tpref's float64 quantities of this call (the reference)."""
+        return self._values
+
+    def noise(self):
+        """tpref's own float32 runs (exact and perturbed inputs) whose error against float64
+        measures a correct float32 implementation's; [] if they fail (float32 Cholesky)."""
+        if self._noise is None:
             try:
-                self._runs[dtype] = self._run(dtype)
+                self._noise = [self._run(np.float32), self._run(np.float32, perturbed=True)]
             except (np.linalg.LinAlgError, FloatingPointError, ValueError):
-                self._runs[dtype] = None
-        return self._runs[dtype]
+                self._noise = []
+        return self._noise
 
     def rerun(self, params=None, **options):
         """tpref's float64 run of this call with some params or options changed (a dict)."""
@@ -100,7 +108,8 @@ class Reference:
 
 def values_of(result):
     """The quantities of an OracleResult as a dict (float64 copies of the arrays)."""
-    out = {"loss": float(result.loss), "hidden": np.array(result.hidden),
+    out = {"loss": float(result.loss), "output": np.array(result.output),
+           "hidden": np.array(result.hidden),
            "direction": {n: np.array(a) for n, a in result.direction.items()}}
     if result.displacements is not None:
         out["displacements"] = np.array(result.displacements)
@@ -472,11 +481,11 @@ def compare(candidate, reference, *, dtype=None):
     layer's (W_hy, b_y), then the transition's in the parameters' order.
     """
     ref = as_reference(reference)
-    truth = ref.values(np.float64)
+    truth = ref.values()
     cand = _check_candidate(candidate, truth, ref)
     dtype = _dtype_of(candidate, dtype)
-    noisy = ref.values(np.float32)
-    if noisy is None and dtype == np.float32:
+    noise = ref.noise()
+    if not noise and dtype == np.float32:
         raise ValueError("tpref's own float32 run of this call fails (the regularized inverse "
                          "cannot be factored in float32): a float32 implementation cannot be "
                          "checked on it; use float64")
@@ -489,23 +498,18 @@ def compare(candidate, reference, *, dtype=None):
     for q, steps in order:
         if q not in cand:
             continue
-        own = None if noisy is None else noisy[q]
-        stepped = steps is not None
-        tol = _tol.tolerance(truth[q], own, dtype, stepped=stepped,
+        tol = _tol.tolerance(truth[q], [run[q] for run in noise], dtype,
+                             stepped=steps is not None,
                              start_scale=start if q != "hidden" else 0.0)
         tols[q] = tol
-        checks_q = _checks_of(q, None, cand[q], truth[q], tol, steps)
-        checks.extend(checks_q)
+        checks.extend(_checks_of(q, None, cand[q], truth[q], tol, steps))
     if "direction" in cand:
-        tols["direction"] = {}
+        tols["direction"] = _tol.direction_tolerances(
+            truth["direction"], [run["direction"] for run in noise], dtype)
         for n in _direction_order(truth["direction"]):
-            if n not in cand["direction"]:
-                continue
-            a = cand["direction"][n]
-            own = None if noisy is None else noisy["direction"][n]
-            tol = _tol.tolerance(truth["direction"][n], own, dtype, stepped=False)
-            tols["direction"][n] = tol
-            checks.extend(_checks_of("direction", n, a, truth["direction"][n], tol, None))
+            if n in cand["direction"]:
+                checks.extend(_checks_of("direction", n, cand["direction"][n],
+                                         truth["direction"][n], tols["direction"][n], None))
     first = _first(checks)
     hints, operation = [], None
     if first is not None:

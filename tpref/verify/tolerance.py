@@ -22,7 +22,13 @@ implementation in that precision gets wrong, measured rather than guessed:
 - A float64 candidate has no float32-sized noise, but ill-conditioned steps (small reg,
   saturated units) amplify float64 rounding too: ``noise_t`` is then the float32 run's error
   scaled by eps(float64) / eps(float32).
-- The loss and each parameter's direction are single arrays: one scale per array.
+- The loss and each parameter's direction are single arrays: one scale per array. The
+  directions of one group (the output layer's; the transition's) share one relative noise,
+  the worst of the group's parameters.
+- The noise is measured on two runs in the candidate's precision: on the exact inputs, and
+  on params and x moved by a rounding error (2 eps, random signs, seeded): a different but
+  equally correct rounding history, so that a correct implementation whose rounding happens
+  to differ more from tpref's than tpref's own rounding is not flagged.
 """
 
 import numpy as np
@@ -47,15 +53,25 @@ def floor(dtype, start_scale=0.0):
     return SAFETY * max(float(np.finfo(dtype).tiny), FLUSH_TINY[dtype] * float(start_scale))
 
 
-def tolerance(ref, own, dtype, *, stepped, start_scale=0.0, own_dtype=np.float32):
+def _error(ref, owns, dtype, own_dtype):
+    """max over the noise runs of |own - ref|, in units of the candidate's precision."""
+    err = np.zeros_like(ref)
+    for own in owns:
+        e = np.abs(np.asarray(own).astype(np.float64) - ref)
+        err = np.maximum(err, np.where(np.isfinite(e), e, np.inf))
+    return err * (_eps(dtype) / _eps(own_dtype))                 # 1, or float64 from float32
+
+
+def tolerance(ref, owns, dtype, *, stepped, start_scale=0.0, own_dtype=np.float32, noise=None):
     """Entrywise tolerance for a candidate of precision ``dtype`` against ``ref``.
 
     Parameters
     ----------
-    ref : ndarray
+    ref : ndarray or float
         tpref's float64 result; axis 0 is time when ``stepped``.
-    own : ndarray or None
-        tpref's own run of the same call in ``own_dtype``; None: no measured noise.
+    owns : list of ndarray
+        tpref's own runs of the same call in ``own_dtype`` (the noise runs: on the exact
+        inputs, and on inputs moved by a rounding error); empty: no measured noise.
     dtype : float32 or float64
         The candidate's precision.
     stepped : bool
@@ -63,8 +79,11 @@ def tolerance(ref, own, dtype, *, stepped, start_scale=0.0, own_dtype=np.float32
     start_scale : float
         Scale of the recursion's first value (max|lam_T|), for the floor.
     own_dtype : float32 or float64
-        The precision ``own`` was computed in (float32; for a float64 candidate its error is
-        scaled by eps(float64) / eps(float32)).
+        The precision of ``owns`` (float32; for a float64 candidate their error is scaled by
+        eps(float64) / eps(float32)).
+    noise : float, optional
+        Relative noise of an unstepped array, if known from a group of arrays (directions:
+        :func:`direction_tolerances`); replaces the array's own.
 
     Returns
     -------
@@ -73,24 +92,43 @@ def tolerance(ref, own, dtype, *, stepped, start_scale=0.0, own_dtype=np.float32
     dtype = np.dtype(dtype)
     ref = np.asarray(ref, dtype=np.float64)
     mag = np.abs(ref)
-    if own is None:
-        err = np.zeros_like(ref)
-    else:
-        own = np.asarray(own)
-        err = np.abs(own.astype(np.float64) - ref)
-        err = np.where(np.isfinite(err), err, np.inf)
-        err = err * (_eps(dtype) / _eps(own_dtype))              # 1, or float64 from float32
+    err = _error(ref, owns, dtype, own_dtype)
     if stepped:
         axes = tuple(range(1, ref.ndim))
         scale = mag.max(axis=axes) if ref.size else np.zeros(ref.shape[0])   # (S,)
         worst = err.max(axis=axes) if ref.size else np.zeros(ref.shape[0])
         rel = np.divide(worst, scale, out=np.zeros_like(worst), where=scale > 0)
         env = np.array([rel[max(0, t - WINDOW):t + WINDOW + 1].max() for t in range(len(rel))])
-        noise = np.maximum(env * scale, np.where(scale > 0, 0.0, worst))
-        noise = noise.reshape((-1,) + (1,) * (ref.ndim - 1))
-        scale = scale.reshape(noise.shape)
+        noise_abs = np.maximum(env * scale, np.where(scale > 0, 0.0, worst))
+        noise_abs = noise_abs.reshape((-1,) + (1,) * (ref.ndim - 1))
+        scale = scale.reshape(noise_abs.shape)
     else:
         scale = float(mag.max()) if ref.size else 0.0
-        noise = float(err.max()) if ref.size else 0.0
-    return (SAFETY * noise + RTOL[dtype] * mag + ATOL_SCALE[dtype] * scale
+        noise_abs = float(err.max()) if ref.size else 0.0
+        if noise is not None:
+            noise_abs = max(noise_abs, noise * scale)
+    return (SAFETY * noise_abs + RTOL[dtype] * mag + ATOL_SCALE[dtype] * scale
             + floor(dtype, start_scale))
+
+
+#: Parameters of the output layer: their directions are the plain loss gradient, computed
+#: apart from the transition's (whose noise they do not share).
+OUTPUT_PARAMS = ("W_hy", "b_y")
+
+
+def direction_tolerances(ref_dir, own_dirs, dtype, own_dtype=np.float32):
+    """Tolerances of every parameter's direction: one relative noise per group (the output
+    layer; the transition), the worst of its parameters' (they are sums of the same
+    per-step terms, so one parameter's measured error says what the others' can be)."""
+    rel = {}
+    for n, r in ref_dir.items():
+        r = np.asarray(r, np.float64)
+        scale = float(np.abs(r).max()) if r.size else 0.0
+        err = _error(r, [o[n] for o in own_dirs], dtype, own_dtype)
+        rel[n] = float(err.max()) / scale if scale > 0 and err.size else 0.0
+    group = {True: 0.0, False: 0.0}
+    for n, v in rel.items():
+        group[n in OUTPUT_PARAMS] = max(group[n in OUTPUT_PARAMS], v)
+    return {n: tolerance(r, [o[n] for o in own_dirs], dtype, stepped=False, own_dtype=own_dtype,
+                         noise=group[n in OUTPUT_PARAMS])
+            for n, r in ref_dir.items()}
