@@ -143,3 +143,28 @@ def test_cli_sweep_reports_a_bad_grid(capsys, tmp_path):
 
     assert main(["sweep", "--grid", "nope=1", "--out", str(tmp_path)]) == 2
     assert "unknown field 'nope'" in capsys.readouterr().err
+
+
+def test_compare_with_seeds_runs_every_seed_and_tabulates_median_and_range(tmp_path, capsys):
+    from tpref.cli import main
+    from tpref.train import RunConfig, read_metrics
+
+    out = tmp_path / "cmp"
+    assert main(["compare", "--task", "temporal-order", "--length", "12", "--hidden", "8",
+                 "--iterations", "20", "--eval-every", "10", "--eval-size", "50",
+                 "--backend", "numpy", "--seeds", "0,1", "--jobs", "2", "--out", str(out)]) == 0
+    panel = out / "temporal-order-60"
+    table = (panel / "table.md").read_text()
+    assert "median [range]" in table and "| bp | 2 | 2 finished |" in table
+    assert (panel / "compare.png").exists()
+    for method in ("bp", "tp"):
+        for seed in (0, 1):
+            run = panel / method / f"seed-{seed}"
+            cfg = RunConfig(**__import__("json").loads((run / "config.json").read_text())["run"])
+            assert cfg.seed == seed and cfg.method == method
+            direct = tmp_path / "direct" / f"{method}{seed}"
+            train(cfg, direct, progress=False)
+            strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"}  # noqa: E731
+                                  for r in rows]
+            assert strip(read_metrics(run / "metrics.jsonl")) == strip(
+                read_metrics(direct / "metrics.jsonl"))

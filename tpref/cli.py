@@ -146,10 +146,12 @@ def _train(args):
 
 
 def _panel(args, panel, methods, overrides):
-    from .experiments import panel_configs, run_panel
+    from .experiments import panel_configs, run_panel, run_panel_seeds
 
     configs = panel_configs(panel, methods, **overrides)
     _print_preset_note(panel, overrides.get("cell"))
+    if args.seeds:
+        return run_panel_seeds(panel, configs, args.out, _seeds(args), workers=args.jobs)
     return run_panel(panel, configs, args.out, jobs=args.jobs)
 
 
@@ -167,6 +169,13 @@ def _panel_label(panel, cell):
     from .experiments import panel_preset
 
     return f"{panel} (GRU)" if panel_preset(panel, cell).cell == "gru" else panel
+
+
+def _seeds(args):
+    from .sweeps import parse_seeds, require_dask
+
+    require_dask()                          # --seeds runs on Dask: say so before any work
+    return parse_seeds(args.seeds)
 
 
 def _compare(args):
@@ -203,6 +212,22 @@ def _reproduce(args):
     overrides = _common_fields(args)
     overrides["iterations"] = args.iterations
     overrides.pop("length")
+    if args.seeds:
+        from .plotting import plot_figure_seeds
+
+        seeds = _seeds(args)
+        if not args.plot_only:
+            configs = {p: panel_configs(p, methods, **overrides) for p in panels}
+            for p in panels:                     # every panel's data, before any training
+                configs[p][0].make_task()
+            for p in panels:
+                _panel(args, p, methods, overrides)
+        png = plot_figure_seeds(args.out, FIGURES[args.figure], methods, seeds,
+                                os.path.join(args.out, f"{args.figure}.png"),
+                                titles={p: f"{_panel_label(p, args.cell)} ({len(seeds)} seeds)"
+                                        for p in FIGURES[args.figure]})
+        print(f"figure: {png}")
+        return 0
     if not args.plot_only:
         configs = {p: panel_configs(p, methods, **overrides) for p in panels}
         for p in panels:                     # every panel's data, before any training
@@ -258,7 +283,11 @@ def build_parser():
     _add_common(cp)
     cp.add_argument("--methods", default="bp,tp", help="comma-separated methods (default bp,tp)")
     cp.add_argument("--jobs", type=int, default=None,
-                    help="parallel processes (default: one per method, at most the CPU count)")
+                    help="parallel processes (default: one per method, at most the CPU count; "
+                         "with --seeds: Dask workers, default the CPU count)")
+    cp.add_argument("--seeds", default=None,
+                    help="seeds, e.g. 0,1,2 or 0-4: every method once per seed on Dask (the "
+                         "[sweep] extra); table of median [range], plot of median and band")
     cp.set_defaults(func=_compare)
 
     rp = sub.add_parser("reproduce", help="the paper's Fig. 3 (synthetic) or Fig. 4 (images: "
@@ -267,6 +296,8 @@ def build_parser():
     _add_common(rp)
     rp.add_argument("--panels", default=None, help="comma-separated subset of the figure's panels")
     rp.add_argument("--jobs", type=int, default=None, help="parallel processes per panel")
+    rp.add_argument("--seeds", default=None,
+                    help="seeds, e.g. 0-4: every run once per seed on Dask (the [sweep] extra)")
     rp.add_argument("--plot-only", action="store_true",
                     help="redraw the figure from the runs already in --out")
     rp.set_defaults(func=_reproduce)
@@ -300,7 +331,7 @@ def main(argv=None):
 
     try:
         return args.func(args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, ImportError) as err:
         print(f"tpref {args.command}: error: {err}", file=sys.stderr)
         return 2
     except Interrupted as err:

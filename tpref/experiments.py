@@ -141,3 +141,85 @@ def panel_report(panel_dir, methods):
     if not summaries:
         return None
     return format_table(os.path.basename(os.path.normpath(panel_dir)), summaries, configs)
+
+
+# ----------------------------------------------------------------------------------------------
+# several seeds (on Dask, through tpref.sweeps)
+
+
+def seed_cells(configs, seeds):
+    """One sweep cell per (method, seed), named ``<method>/seed-<s>``."""
+    import dataclasses
+
+    from .sweeps import Cell
+
+    return [Cell((("method", c.method), ("seed", s)), dataclasses.replace(c, seed=s),
+                 f"{c.method}/seed-{s}") for c in configs for s in seeds]
+
+
+def run_panel_seeds(panel, configs, out_dir, seeds, *, workers=None, scheduler=None,
+                    stream=None, plot=True, client=None):
+    """Train every config of a panel with every seed on Dask; table of medians and ranges,
+    plot with a median line and a min-max band per method; return the cells' rows.
+
+    Layout: ``<out>/<panel>/<method>/seed-<s>/`` (one run each), ``compare.png``, ``table.md``.
+    """
+    from .plotting import plot_seed_curves
+    from .sweeps import run_cells
+
+    stream = stream if stream is not None else sys.stdout
+    panel_dir = os.path.join(out_dir, panel)
+    check_output_dir(panel_dir)
+    cells = seed_cells(configs, seeds)
+    print(f"{panel}: training {', '.join(c.method for c in configs)} x seeds "
+          f"{','.join(map(str, seeds))} for {configs[0].iterations} iterations on Dask; "
+          f"runs in {panel_dir}", file=stream, flush=True)
+    rows = run_cells(cells, panel_dir, workers=workers, scheduler=scheduler, client=client,
+                     subdir="")
+    table = format_seed_table(panel, rows, configs)
+    with open(os.path.join(panel_dir, "table.md"), "w") as f:
+        f.write(table)
+    print(table, file=stream)
+    if plot:
+        groups = {c.method: [os.path.join(panel_dir, c.method, f"seed-{s}") for s in seeds]
+                  for c in configs}
+        png = plot_seed_curves(groups, os.path.join(panel_dir, "compare.png"),
+                               title=panel_title(panel, configs[0]).replace(
+                                   f"seed {configs[0].seed}", f"seeds {len(seeds)}"))
+        print(f"plot: {png}", file=stream)
+    return rows
+
+
+def _median_range(values, fmt):
+    import numpy as np
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    return f"{fmt(float(np.median(values)))} [{fmt(min(values))}, {fmt(max(values))}]"
+
+
+def format_seed_table(panel, rows, configs):
+    """Markdown table of a panel run with several seeds: median [min, max] across seeds."""
+    pct = lambda v: f"{100 * v:.1f}%"           # noqa: E731
+    lines = [f"| {panel} | seeds | status | final test acc, median [range] | best test acc "
+             "| reached 100% | final test loss | train wall s | hyperparameters |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in configs:
+        mine = [r for r in rows if r["method"] == c.method]
+        statuses = {}
+        for r in mine:
+            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        reached = [r["first_iteration_at_100"] for r in mine
+                   if r.get("first_iteration_at_100") is not None]
+        hp = (f"lr {c.lr:g}, momentum {c.momentum:g}{' Nesterov' if c.nesterov else ''}"
+              if c.method == "bp" else f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, r {c.reg:g}, {c.update}")
+        lines.append(
+            f"| {c.method} | {len(mine)} | {', '.join(f'{n} {s}' for s, n in statuses.items())} | "
+            f"{_median_range([r['final_test_accuracy'] for r in mine], pct)} | "
+            f"{_median_range([r['best_test_accuracy'] for r in mine], pct)} | "
+            f"{len(reached)} of {len(mine)}"
+            f"{f' (first at {min(reached)})' if reached else ''} | "
+            f"{_median_range([r['final_test_loss'] for r in mine], lambda v: f'{v:.4g}')} | "
+            f"{_median_range([r['wall_seconds'] for r in mine], lambda v: f'{v:.3g}')} | {hp} |")
+    return "\n".join(lines) + "\n"

@@ -142,9 +142,9 @@ def plot_seed_curves(groups, path, title=None):
         runs = [r for r in runs if r]
         if not runs:
             continue
-        color, _ = _style(i, label)
-        draw_band(acc_ax, runs, "test_accuracy", color, label, scale=100)
-        draw_band(loss_ax, runs, "train_loss", color, label)
+        color, name = _style(i, label)
+        draw_band(acc_ax, runs, "test_accuracy", color, name, scale=100)
+        draw_band(loss_ax, runs, "train_loss", color, name)
         losses += [r["train_loss"] for rows in runs for r in rows
                    if r.get("train_loss") is not None and r["train_loss"] > 0]
     acc_ax.set_ylabel("test accuracy (%)")
@@ -232,3 +232,31 @@ def plot_sweep(out, rows, fields, score="final_test_accuracy", max_curves=12):
     if len(groups) <= max_curves:
         paths.append(plot_seed_curves(groups, os.path.join(out, "curves.png")))
     return paths
+
+
+def plot_figure_seeds(out_dir, panels, methods, seeds, path, titles=None):
+    """:func:`plot_figure` for runs with several seeds (``<panel>/<method>/seed-<s>/``): a
+    median line with a min-max band per method."""
+    from .train import read_metrics
+
+    fig, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 6), dpi=80, squeeze=False)
+    for j, panel in enumerate(panels):
+        for i, m in enumerate(methods):
+            runs = [read_metrics(os.path.join(out_dir, panel, m, f"seed-{s}", "metrics.jsonl"))
+                    for s in seeds]
+            runs = [r for r in runs if r]
+            if runs:
+                color, label = _style(i, m)
+                draw_band(axes[0, j], runs, "test_accuracy", color, label, scale=100)
+                draw_band(axes[1, j], runs, "test_loss", color, label)
+        axes[0, j].set_title((titles or {}).get(panel, panel))
+        axes[0, j].set_ylabel("test accuracy (%)")
+        axes[1, j].set_ylabel("test loss")
+        axes[1, j].set_xlabel("iterations")
+        for ax in axes[:, j]:
+            ax.grid(alpha=0.3)
+        axes[0, j].legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -41,8 +41,8 @@ from .train import RunConfig, check_output_dir, read_metrics, train
 
 #: Columns of results.csv after the grid's fields and the seed.
 RESULT_COLUMNS = ("status", "reason", "iterations_done", "final_test_accuracy",
-                  "best_test_accuracy", "final_train_loss", "train_loss_auc", "wall_seconds",
-                  "run_dir")
+                  "best_test_accuracy", "first_iteration_at_100", "final_test_loss",
+                  "final_train_loss", "train_loss_auc", "wall_seconds", "run_dir")
 #: Cell statuses: training ended normally, stopped on divergence, raised, or was interrupted
 #: (Ctrl-C / SIGTERM; resumed by the next run of the sweep).
 STATUSES = ("finished", "diverged", "error", "interrupted")
@@ -276,6 +276,8 @@ def cell_row(cell, run_dir, rel_dir, status=None, reason=None):
         iterations_done=summary.get("iterations_done"),
         final_test_accuracy=summary.get("final_test_accuracy"),
         best_test_accuracy=summary.get("best_test_accuracy"),
+        first_iteration_at_100=summary.get("first_iteration_at_100"),
+        final_test_loss=summary.get("final_test_loss"),
         final_train_loss=train_losses[-1] if train_losses else None,
         train_loss_auc=train_loss_area(rows) if status == "finished" else None,
         wall_seconds=summary.get("wall_seconds"), run_dir=rel_dir)
@@ -441,8 +443,8 @@ class SweepProgress:
 
 
 def run_cells(cells, out, *, workers=None, scheduler=None, progress=True, stream=None,
-              faults=None, client=None):
-    """Run ``cells`` into ``out/cells/<name>`` on Dask; return their rows (cells' order).
+              faults=None, client=None, subdir="cells"):
+    """Run ``cells`` into ``out/<subdir>/<name>`` on Dask; return their rows (cells' order).
 
     Cells already done (:func:`cell_is_done`) are read back, not run. ``faults`` maps a cell
     name to a fault (:func:`_inject_fault`, tests only). ``client`` reuses a Dask client.
@@ -450,8 +452,8 @@ def run_cells(cells, out, *, workers=None, scheduler=None, progress=True, stream
     check_output_dir(out)
     rows, todo = {}, []
     for cell in cells:
-        run_dir = os.path.join(out, "cells", cell.name)
-        rel = os.path.join("cells", cell.name)
+        rel = os.path.join(subdir, cell.name)
+        run_dir = os.path.join(out, rel)
         if _same_config(run_dir, cell.config) is False:
             saved = json.load(open(os.path.join(run_dir, "config.json")))["run"]
             other = {k: v for k, v in dataclasses.asdict(cell.config).items()
@@ -495,7 +497,8 @@ def _run_on(client, todo, prog, faults):
     futures = {}
     for cell, run_dir, rel in todo:
         fut = client.submit(run_cell, cell, os.path.abspath(run_dir), rel, faults.get(cell.name),
-                            key=f"tpref-cell-{cell.name}-{os.urandom(4).hex()}", pure=False)
+                            key=f"tpref-cell-{cell.name.replace('/', '-')}-{os.urandom(4).hex()}",
+                            pure=False)
         futures[fut] = cell
     rows = {}
     ac = distributed.as_completed(list(futures))
@@ -562,7 +565,8 @@ def read_results(path):
     """The rows of a results.csv, numbers parsed (empty fields -> None)."""
     types = _field_types()
     numeric = {"iterations_done": int, "final_test_accuracy": float, "best_test_accuracy": float,
-               "final_train_loss": float, "train_loss_auc": float, "wall_seconds": float}
+               "first_iteration_at_100": int, "final_test_loss": float, "final_train_loss": float,
+               "train_loss_auc": float, "wall_seconds": float}
     out = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
