@@ -200,6 +200,8 @@ def _reproduce(args):
     from .plotting import plot_figure
     from .run_io import check_output_dir
 
+    if args.figure.startswith("fig6"):
+        return _study(args)
     panels = FIGURES[args.figure]
     if args.panels:
         panels = tuple(args.panels.split(","))
@@ -251,6 +253,17 @@ def _reproduce(args):
     return 0
 
 
+def _study(args):
+    from .studies import run_study
+    from .sweeps import require_dask
+
+    require_dask()
+    run_study(args.figure + ("-quick" if args.quick else ""), args.out, data_dir=args.data_dir,
+              backend=args.backend, seed=args.seed, iterations=args.iterations,
+              workers=args.jobs, plot_only=args.plot_only)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------
 # parser
 
@@ -290,14 +303,17 @@ def build_parser():
                          "[sweep] extra); table of median [range], plot of median and band")
     cp.set_defaults(func=_compare)
 
-    rp = sub.add_parser("reproduce", help="the paper's Fig. 3 (synthetic) or Fig. 4 (images: "
-                        "MNIST, permuted MNIST, CIFAR-10 with the RNN, Fashion-MNIST with the GRU)")
-    rp.add_argument("figure", choices=("fig3", "fig4"))
+    rp = sub.add_parser("reproduce", help="the paper's Fig. 3 (synthetic), Fig. 4 (images: "
+                        "MNIST, permuted MNIST, CIFAR-10 with the RNN, Fashion-MNIST with the GRU) "
+                        "or the grid studies of Fig. 6a/6b (on Dask)")
+    rp.add_argument("figure", choices=("fig3", "fig4", "fig6a", "fig6b"))
     _add_common(rp)
     rp.add_argument("--panels", default=None, help="comma-separated subset of the figure's panels")
     rp.add_argument("--jobs", type=int, default=None, help="parallel processes per panel")
     rp.add_argument("--seeds", default=None,
                     help="seeds, e.g. 0-4: every run once per seed on Dask (the [sweep] extra)")
+    rp.add_argument("--quick", action="store_true",
+                    help="fig6a/fig6b: the small grid on shorter sequences (minutes, not hours)")
     rp.add_argument("--plot-only", action="store_true",
                     help="redraw the figure from the runs already in --out")
     rp.set_defaults(func=_reproduce)

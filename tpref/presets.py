@@ -186,3 +186,66 @@ BENCH_PROBLEMS = {
     "temporal120": BenchProblem("temporal-order-120", d=6, k=4, loss="cross_entropy"),
     "adding30": BenchProblem("adding-30", d=2, k=1, loss="mse"),
 }
+
+
+# ----------------------------------------------------------------------------------------------
+# grid studies of Fig. 6 (run by tpref.studies on the sweep engine, tpref.sweeps)
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A grid study: the RunConfig fields every cell shares (``base``), the figure's axes
+    (``grid``), and the fields chosen per point of the figure from a grid of their own by the
+    smallest area under the training-loss curve (``select``; Fig. 6b's step sizes)."""
+
+    name: str
+    base: Mapping[str, object]
+    grid: Mapping[str, tuple]
+    select: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self):
+        for f in ("base", "grid", "select"):
+            object.__setattr__(self, f, types.MappingProxyType(dict(getattr(self, f))))
+
+    def __getstate__(self):
+        return {k: dict(v) if isinstance(v, types.MappingProxyType) else v
+                for k, v in self.__dict__.items()}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__post_init__()
+
+
+def log10_grid(lo, hi):
+    """10**lo, 10**(lo+1), ..., 10**hi as floats."""
+    return tuple(float(10.0 ** e) for e in range(lo, hi + 1))
+
+
+_FIG6_MNIST = dict(task="mnist", batch_size=16, hidden=100, iterations=400, eval_every=100,
+                   eval_size=1000, checkpoint_every=100)
+
+#: Fig. 6a (step size x regularization, TP on MNIST, gamma_h = 1e-3 as in the paper's text;
+#: the authors' later code used 1e-4) and Fig. 6b (width x length, BP vs TP, each method's
+#: step size chosen per point by the smallest area under its training loss); the "-quick"
+#: variants are smaller grids on shorter sequences that finish in minutes on 2 cores.
+STUDIES = {s.name: s for s in (
+    Study("fig6a", base=dict(_FIG6_MNIST, method="tp", gamma_h=1e-3),
+          grid={"lr": log10_grid(-4, 0), "reg": (0.0,) + log10_grid(-4, 2)},
+          note="the paper's grid: 400 iterations, one pixel per step (T = 784)"),
+    Study("fig6a-quick", base=dict(_FIG6_MNIST, method="tp", gamma_h=1e-3, pixels_per_step=16,
+                                   iterations=200, eval_size=500),
+          grid={"lr": log10_grid(-3, 0), "reg": (0.0, 1e-2, 1.0, 1e2)},
+          note="quick: 16 pixels per step (T = 49), 200 iterations, 4 x 4 grid"),
+    Study("fig6b", base=dict(_FIG6_MNIST, gamma_h=1e-4, reg=1.0),
+          grid={"pixels_per_step": (1, 2, 4, 16, 56, 196),
+                "hidden": (16, 32, 64, 128, 256, 512), "method": ("bp", "tp")},
+          select={"lr": log10_grid(-5, 0)},
+          note="the paper's grid: 400 iterations; TP's gamma_h and r are the MNIST preset's"),
+    Study("fig6b-quick", base=dict(_FIG6_MNIST, gamma_h=1e-4, reg=1.0, iterations=100,
+                                   eval_size=500),
+          grid={"pixels_per_step": (4, 16, 196), "hidden": (16, 64), "method": ("bp", "tp")},
+          select={"lr": log10_grid(-3, -1)},
+          note="quick: lengths 196, 49, 4 (no 784 or 392), widths 16 and 64, 100 iterations, "
+               "step sizes 1e-3, 1e-2, 1e-1"),
+)}

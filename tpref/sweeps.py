@@ -36,6 +36,7 @@ import sys
 import time
 import traceback
 import typing
+import warnings
 
 from .train import RunConfig, check_output_dir, read_metrics, train
 
@@ -386,8 +387,12 @@ def dask_client(workers=None, scheduler=None):
                 raise SweepError(f"--workers must be >= 1, got {n}")
             # a worker takes a cell only when it is free (saturation 1), so a long cell never
             # waits behind another on a busy worker while another worker idles
-            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_WORKER_DEATHS,
-                                  "distributed.scheduler.worker-saturation": 1.0}):
+            with warnings.catch_warnings(), dask.config.set({
+                    "distributed.scheduler.allowed-failures": ALLOWED_WORKER_DEATHS,
+                    "distributed.scheduler.worker-saturation": 1.0}):
+                # the scheduler's HTTP endpoint (/health) falls back to a free port when 8787
+                # is taken (another cluster on this machine); that is not worth a warning
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
                 cluster = distributed.LocalCluster(
                     n_workers=n, threads_per_worker=1, processes=True, scheduler_port=0,
                     dashboard_address=None, worker_dashboard_address=None, env=dict(WORKER_ENV),
@@ -412,7 +417,7 @@ class SweepProgress:
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.t0 = time.monotonic()
         self.done = self.failed = self.running = 0
-        self.last = ""
+        self.last = None
 
     def line(self):
         finished_now = self.done + self.failed
@@ -429,11 +434,12 @@ class SweepProgress:
         if message:
             self.stream.write(("\r\x1b[K" if self.tty else "") + message + "\n")
         line = self.line()
+        counts = (self.done, self.failed, self.running)
         if self.tty:
             self.stream.write("\r" + line + "\x1b[K")
-        elif message or line != self.last:
+        elif message or counts != self.last:       # a log file: a line when a count changes
             self.stream.write(line + "\n")
-        self.last = line
+        self.last = counts
         self.stream.flush()
 
     def close(self):
