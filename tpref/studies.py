@@ -62,9 +62,9 @@ def run_study(name, out, *, data_dir=None, backend=None, seed=0, iterations=None
 
 def _title(name, base):
     k = base.get("pixels_per_step", 1)
-    extra = f", gamma_h {base['gamma_h']:g}" if name.startswith("fig6a") else ""
+    extra = (f", {k} pixel{'s' if k > 1 else ''}/step (T={784 // k}), gamma_h "
+             f"{base['gamma_h']:g}" if name.startswith("fig6a") else "")
     return (f"{name}: MNIST, {base['iterations']} iterations, batch {base['batch_size']}"
-            f", {k} pixel{'s' if k > 1 else ''}/step (T={784 // k})"
             f"{extra}, seed {base['seed']}")
 
 

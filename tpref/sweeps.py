@@ -461,7 +461,8 @@ def run_cells(cells, out, *, workers=None, scheduler=None, progress=True, stream
         rel = os.path.join(subdir, cell.name)
         run_dir = os.path.join(out, rel)
         if _same_config(run_dir, cell.config) is False:
-            saved = json.load(open(os.path.join(run_dir, "config.json")))["run"]
+            with open(os.path.join(run_dir, "config.json")) as f:
+                saved = json.load(f)["run"]
             other = {k: v for k, v in dataclasses.asdict(cell.config).items()
                      if k != "iterations" and saved.get(k) != v}
             if other:
