@@ -133,7 +133,7 @@ def plot_seed_curves(groups, path, title=None):
     """Test accuracy and training loss versus iterations, one median line with a band
     (min to max across seeds) per group; ``groups`` maps a label to a list of run directories.
     """
-    from .train import read_metrics
+    from .run_io import read_metrics
 
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=80)
     losses = []
@@ -237,7 +237,7 @@ def plot_sweep(out, rows, fields, score="final_test_accuracy", max_curves=12):
 def plot_figure_seeds(out_dir, panels, methods, seeds, path, titles=None):
     """:func:`plot_figure` for runs with several seeds (``<panel>/<method>/seed-<s>/``): a
     median line with a min-max band per method."""
-    from .train import read_metrics
+    from .run_io import read_metrics
 
     fig, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 6), dpi=80, squeeze=False)
     for j, panel in enumerate(panels):

@@ -38,7 +38,8 @@ import traceback
 import typing
 import warnings
 
-from .train import RunConfig, check_output_dir, read_metrics, train
+from .run_io import check_output_dir, read_metrics
+from .train import RunConfig, train
 
 #: Columns of results.csv after the grid's fields and the seed.
 RESULT_COLUMNS = ("status", "reason", "iterations_done", "final_test_accuracy",
