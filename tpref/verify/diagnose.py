@@ -24,8 +24,14 @@ from . import steps
 
 
 def _within(a, b, tol):
+    """a equals b within tol entrywise; equal infinities and NaNs in both count as equal."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return a.shape == b.shape and bool(np.all(np.abs(a - b) <= tol))
+    if a.shape != b.shape:
+        return False
+    with np.errstate(invalid="ignore"):
+        close = np.abs(a - b) <= tol
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    return bool(np.all(close | same))
 
 
 def _lam(cand, ref_values):
@@ -137,6 +143,13 @@ def signatures(first, cand, ref, tols, dtype):
         hints.extend(_other_update(cand, ref, tols))
     if q in ("hidden", "displacements", "targets"):
         hints.extend(_transposed_run(q, cand, ref, tols))
+        bad = ~np.isfinite(cand[q][first.step])
+        if bad.any():
+            hints.append(f"{q}[t={first.step}] holds {int(bad.sum())} non-finite values"
+                         + ("" if q == "hidden" else
+                            ": a^{-1} or its derivative taken at |h| = 1 (tanh) or h in "
+                            "{0, 1} (sigmoid) overflows; is the clip pi onto the "
+                            "activation's image shrunk by clip_eps missing?"))
     return hints
 
 
