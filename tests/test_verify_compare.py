@@ -215,3 +215,18 @@ def test_import_does_not_pull_torch_or_jax():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_float32_reference_is_rerun_in_float64(ref, good32):
+    ref32 = _call(dtype=np.float32)
+    assert compare(good32, ref32).ok
+    cand = dict(good32, hidden=good32["hidden"].copy())
+    cand["hidden"][5] *= 1.01
+    assert compare(cand, ref32).first_divergence.step == 5
+
+
+def test_result_without_call_is_refused(ref, good32):
+    import dataclasses
+    bare = dataclasses.replace(ref, call=None)
+    with pytest.raises(ValueError, match="carries no call"):
+        compare(good32, bare)
