@@ -7,7 +7,7 @@ inputs, so the float32 tolerance bounds float32's own error, not a drift between
 
 The kernels are compiled with ``cache=True``: the first run of this module on a machine pays
 the JIT (about 15-30 s on 2 cores for both dtypes), later runs load the cache.
-No timings are asserted here; scripts/bench.py times the backends.
+No timings are asserted here; ``tpref bench`` times the backends.
 """
 
 import itertools
@@ -142,7 +142,7 @@ def _vtanh_sweep(dtype):
 
 @pytest.mark.parametrize("dtype, rel_eps", [(np.float64, 3), (np.float32, 2)])
 def test_vtanh_accuracy(dtype, rel_eps):
-    """Max error <= 2 ulp (measured 1.71 / 1.29, scripts/check_tanh.py) over a dense sweep of
+    """Max error <= 2 ulp (measured 1.71 / 1.29, tools/check_tanh.py) over a dense sweep of
     [-25, 25], tiny and subnormal values, near 1, and every float within 500 ulps of the
     points where the method switches; and within rel_eps x eps of ``np.tanh`` (whose own
     float64 error, up to ~1.2 ulp, is part of that difference)."""
@@ -289,7 +289,7 @@ def _vatanh_sweep(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_vatanh_accuracy(dtype):
-    """Max error <= 2 ulp (measured 1.37 float64 / 1.39 float32, scripts/check_atanh.py) over
+    """Max error <= 2 ulp (measured 1.37 float64 / 1.39 float32, tools/check_atanh.py) over
     a dense sweep of (-1, 1), tiny and subnormal values, near +-1, and every float within 500
     ulps of each point where the reduction changes k; and within 2 eps of ``np.arctanh``."""
     x = _vatanh_sweep(dtype)
@@ -382,7 +382,7 @@ def _vlogit_sweep(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_vlogit_accuracy(dtype):
-    """Max error <= 2 ulp (measured 1.40 float64 / 1.42 float32, scripts/check_atanh.py
+    """Max error <= 2 ulp (measured 1.40 float64 / 1.42 float32, tools/check_atanh.py
     --logit) over a dense sweep of (0, 1) and its mirror, tiny and subnormal values, near 1 and
     1/2, and every float within 500 ulps of each switch of the method; the reference is
     log(v) - log1p(-v) in long double / float64 (no cancellation there), or 2 atanh(2v - 1)

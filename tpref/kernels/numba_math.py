@@ -20,7 +20,7 @@ Method, through H = expm1(2a)/2 >= 0, a = |x| (tanh(a) = E/(E+2) = H/(H+1), E = 
 2. F = expm1(2r)/2 = r + r^2 R(r), R a minimax polynomial for the relative error of F on the
    reduced range: degree 9 in float64 (fit error 0.10 eps), degree 4 in float32 (0.10 eps),
    from a Remez exchange in mpmath with the coefficients rounded one by one
-   (scripts/fit_tanh.py prints all constants below).
+   (tools/fit_tanh.py prints all constants below).
 3. H = (2^k e^{2r} - 1)/2 = 2^k F + (2^k - 1)/2: one fused multiply-add, exact 2^k, and the
    two terms of the same sign for r >= 0 (for r < 0, |F| < 0.006 is tiny against
    (2^k - 1)/2 >= 1/2). This is why k rounds a/h - 1/2 + 1/64 and not a/h: with r in
@@ -41,7 +41,7 @@ Method, through H = expm1(2a)/2 >= 0, a = |x| (tanh(a) = E/(E+2) = H/(H+1), E = 
    whatever the shift made of t's bits, and so is every branch of the result.
 
 Accuracy, in ulps of the exact result (reference tanh in 80-bit long double for float64,
-float64 tanh for float32; scripts/check_tanh.py): max 1.71 ulp in float64 over 2.1e7 inputs
+float64 tanh for float32; tools/check_tanh.py): max 1.71 ulp in float64 over 2.1e7 inputs
 (a sweep of [0, 25], 1.8e7 random points, every switch of k +-1e-7), > 1 ulp for 0.7% of
 them, all in |x| < 1; max 1.29 ulp in float32 over every float32 in [0, 10] (> 1 ulp for
 3e-5 of them, all in 0.626 < |x| < 1). The Cephes-style split it replaced (rational fit below
@@ -56,7 +56,7 @@ the error analysis assumes. They inline it and are cached on disk, and Numba's c
 notices changes to the kernel's own file: whoever changes vtanh (or vatanh, vlogit) must
 also change numba_rnn.py (its docstring will do) or clear tpref/kernels/__pycache__.
 
-Cost (scripts/bench_tanh.py: 1.25 M elements, old and new alternating in one process on the
+Cost (a removed benchmark: 1.25 M elements, old and new alternating in one process on the
 shared 2-core Xeon, AVX-512 but ymm code): float64 1.83-1.90x faster than the Cephes-style
 version (medians 3.5-4.3 -> 1.9-2.3 ns per element over three runs; 38 instead of 60
 instructions per 4 elements, one division either way), float32 1.4-1.9x (fastest calls
@@ -88,7 +88,7 @@ _SHIFT32 = 1.5 * 2.0 ** 23 + 127               # float32: ulp 1, low bits = k + 
 _H64_HI, _H64_LO = 6.93147180369123816490e-01 / 2, 1.90821492927058770002e-10 / 2
 # float32: hi = h rounded to 16 significant bits (kf * hi exact for k < 2^8), h - hi - lo ~ 3e-14
 _H32_HI, _H32_LO = 0.3465728759765625, 7.143034e-07
-# F(r) = expm1(2r)/2 = r + r^2 R(r): minimax R (relative error of F), scripts/fit_tanh.py
+# F(r) = expm1(2r)/2 = r + r^2 R(r): minimax R (relative error of F), tools/fit_tanh.py
 _R0, _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9 = (
     0.9999999999999996, 0.6666666666671286, 0.3333333332988774, 0.13333333436609987,
     0.044444428029191727, 0.012698567480288631, 0.003173694462852938, 0.0007088160193723703,
@@ -96,14 +96,14 @@ _R0, _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9 = (
 _S0, _S1, _S2, _S3, _S4 = (1.0000016689300537, 0.6665951609611511, 0.3343116343021393,
                            0.12759289145469666, 0.05927087739109993)
 # float32, H < 1.25 (|x| < 0.626): tanh(x) = x + x^3 T(x^2), minimax for the relative error on
-# |x| < 0.64 (scripts/fit_tanh.py)
+# |x| < 0.64 (tools/fit_tanh.py)
 _SMALL32 = 1.25
 _T0, _T1, _T2, _T3, _T4 = (-0.33333268761634827, 0.1333107203245163, -0.05370798707008362,
                            0.020533431321382523, -0.005585075356066227)
 
 # vatanh: m = (1 + a)/((1 - a) 2^k) in [0.9, 1.8): k is the exponent of q / 0.9, q ~ m 2^k
 _INV_M_LO = 1.0 / 0.9
-# atanh(s) = s + s^3 A(s^2), |s| <= 2/7: minimax for the relative error (scripts/fit_atanh.py)
+# atanh(s) = s + s^3 A(s^2), |s| <= 2/7: minimax for the relative error (tools/fit_atanh.py)
 _A0, _A1, _A2, _A3, _A4, _A5, _A6, _A7, _A8 = (
     0.3333333333333363, 0.1999999999985457, 0.14285714310134898, 0.11111109103979167,
     0.09091002174535623, 0.07689711094490223, 0.06710972331240439, 0.0543324580166255,
@@ -363,7 +363,7 @@ def vatanh(v):
        and subnormal v.
     3. atanh(s) = s + s^3 A(s^2), A a minimax polynomial for the relative error of atanh on
        |s| <= 2/7: degree 8 in float64 (fit error 0.009 eps), 3 in float32 (0.008 eps),
-       from a Remez exchange in mpmath (scripts/fit_atanh.py prints the constants).
+       from a Remez exchange in mpmath (tools/fit_atanh.py prints the constants).
     4. r = k h_hi + (s + (s^3 A + k h_lo)), h = ln(2)/2 in two parts (Cody-Waite, the
        constants of vtanh: k h_hi is exact). The range of m is skewed to [0.9, 1.8), not
        [1/sqrt(2), sqrt(2)), so that for k >= 1 the two terms never nearly cancel: r >= 0.29
@@ -374,7 +374,7 @@ def vatanh(v):
        copysign: atanh(-v) = -atanh(v) bit for bit, -0 stays -0.
 
     Accuracy, in ulps of the exact result (reference atanh in 80-bit long double for
-    float64, float64 atanh for float32; ``python scripts/check_atanh.py``): max 1.37 ulp in
+    float64, float64 atanh for float32; ``python tools/check_atanh.py``): max 1.37 ulp in
     float64 over 7.5e6 inputs (a dense grid and random points of [0, 1), 1 - 10^-16..1,
     10^-320..1, +-1e-6 around every switch of k), > 1 ulp for 0.1% of them, all at
     0.3 < |v| < 0.9 (k = 1, 2, s near 2/7, where the error of s weighs most); max 1.39 ulp in
@@ -383,7 +383,7 @@ def vatanh(v):
 
     Cost (a jitted loop over 1.25 M elements in (-0.999, 0.999), wide_vectors(), alternating
     with the same loop over np.arctanh in one process, 31 calls, thread CPU time, on the
-    shared 2-core AVX-512 Xeon; ``python scripts/bench_atanh.py``, four runs): float64 2.2-4.4
+    shared 2-core AVX-512 Xeon; a one-off benchmark since removed, four runs): float64 2.2-4.4
     ns per element against libm's 28-36 ns (paired ratio 8-12x), float32 0.9-1.4 against 27-35
     ns (26-29x); two divisions per element (u/w and s), packed on zmm registers.
     """
@@ -488,14 +488,14 @@ def vlogit(v):
 
     Accuracy, in ulps of the exact result (reference in 80-bit long double for float64,
     float64 for float32: log(v) - log1p(-v), or 2 atanh(2v - 1) near 1/2;
-    ``python scripts/check_atanh.py --logit``): max 1.40 ulp in float64 over 1.7e7 inputs (the
+    ``python tools/check_atanh.py --logit``): max 1.40 ulp in float64 over 1.7e7 inputs (the
     inputs of ``vatanh``'s check and their mirrors 1 - v, +-1e-6 around every switch of k),
     > 1 ulp for 0.06% of them, all in 0.1 < v < 0.3 or 0.64 < v < 0.9; max 1.42 ulp in float32
     over every float32 in (0, 1) (> 1 ulp for 6.4e-5 of them). Bounds enforced by
     tests/test_numba_backend.py (2 ulp, dense near every switch, near 0, 1/2 and 1, special
     values).
 
-    Cost (``python scripts/bench_atanh.py``, as ``vatanh``, v in (0.001, 0.999), two runs):
+    Cost (measured as ``vatanh``, v in (0.001, 0.999), two runs):
     float64 2.3-3.4 ns per element against 21-29 ns for libm's log(v) - log1p(-v) (paired
     ratio 9x), float32 1.1 against 19-20 ns (18x).
     """

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Measure the error of ``numba_math.vatanh`` (and ``vlogit``) in true ulps.
 
-    python scripts/check_atanh.py          # float64: ~7.5e6 inputs; float32: every float in [0, 1)
-    python scripts/check_atanh.py --quick      # float32 on every 64th float only
-    python scripts/check_atanh.py --logit      # vlogit(v) = log(v) - log1p(-v) instead
+    python tools/check_atanh.py          # float64: ~7.5e6 inputs; float32: every float in [0, 1)
+    python tools/check_atanh.py --quick      # float32 on every 64th float only
+    python tools/check_atanh.py --logit      # vlogit(v) = log(v) - log1p(-v) instead
 
 Reference: atanh in 80-bit long double (x86) for float64, float64 ``np.arctanh`` for float32;
-an ulp is that of the exact result's binade (as scripts/check_tanh.py). atanh is odd and
+an ulp is that of the exact result's binade (as tools/check_tanh.py). atanh is odd and
 vatanh puts the sign back with copysign, so 0 <= v < 1 covers every finite input. float64
 inputs: a uniform grid of [0, 1] (step 5e-7), 3e6 uniform and 1e6 near-1 random points,
 1 - 10^-16..1, 10^-320..1 (subnormals included), and +-1e-6 (relative to 1 - a) around every

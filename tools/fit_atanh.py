@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fit the polynomials of ``tpref.kernels.numba_math.vatanh`` with a Remez exchange in mpmath.
 
-    python scripts/fit_atanh.py          # prints the constants _A* and _B* (~20 s)
+    python tools/fit_atanh.py          # prints the constants _A* and _B* (~20 s)
 
 vatanh reduces a = |v| to atanh(a) = k ln(2)/2 + atanh(s) with s = (m - 1)/(m + 1),
 m = (1 + a)/((1 - a) 2^k) in [0.9, 1.8) (k = 0 and s = a for a < 0.2857), so
@@ -12,7 +12,7 @@ s in [-1/19, 2/7], and needs
 with R a polynomial of degree 8 (float64, ``_A*``) or 3 (float32, ``_B*``) in z = s^2, minimax
 for the *relative* error of atanh(s) (weight s^3 / atanh(s)) on z in [0, (2/7 + 1e-5)^2]
 (1e-5: k comes from a rounded quotient). Coefficients are rounded one at a time as in
-scripts/fit_tanh.py (whose ``fit`` / ``remez`` this uses).
+tools/fit_tanh.py (whose ``fit`` / ``remez`` this uses).
 """
 
 import os

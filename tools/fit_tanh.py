@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fit the polynomials of ``tpref.kernels.numba_math`` (vtanh) with a Remez exchange in mpmath.
 
-    python scripts/fit_tanh.py            # prints the constants _R*, _S*, _T* (~1 minute)
+    python tools/fit_tanh.py            # prints the constants _R*, _S*, _T* (~1 minute)
 
 1. ``_R*`` (float64) and ``_S*`` (float32): vtanh reduces |x| = a to a = k h + r with
    h = ln(2)/2, k an integer and r in [-h/64, 63h/64] (k = round(a/h - 1/2 + 1/64)), and
