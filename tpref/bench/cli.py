@@ -44,7 +44,7 @@ def run(args, log=print):
             "platform": platform.platform(), "processor": platform.processor(),
             "threads": args.threads, "cpu_count": os.cpu_count(),
             "torch": torch.__version__ if torch is not None else None,
-            "command": " ".join(sys.argv), "quick": bool(args.quick),
+            "command": " ".join(["tpref"] + sys.argv[1:]), "quick": bool(args.quick),
             "load_average_start": os.getloadavg()}
     import numba
     import scipy

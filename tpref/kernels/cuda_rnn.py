@@ -19,7 +19,7 @@ uses a few of the GPU's multiprocessors: the time loop is sequential, and a step
 not the GPU's throughput, bounds it (numbers: scripts/bench_cuda.py, docs/benchmarks.md).
 Keeping the multiplied vector in shared memory (double-buffered, one barrier per step) was
 tried and measured slower on an H200 in float64 (forward 8.4 against 4.5 ms, TP 13.9 against
-3.7 ms at the pixel-MNIST shapes; docs/bench/cuda_h200_91198a8.log), so it was not kept.
+3.7 ms at the pixel-MNIST shapes; docs/benchmarks.md, History), so it was not kept.
 
 Usable only where ``numba.cuda.is_available()`` (a GPU, or the simulator with
 ``NUMBA_ENABLE_CUDASIM=1``); elsewhere the public functions raise a clear error. The float64
