@@ -78,7 +78,7 @@ def test_architecture_test_sees_a_missing_row(tmp_path, monkeypatch):
 
 
 #: paths written in the docs' prose or code spans: a top-level folder, then a file name
-PATH = re.compile(r"(?<![\w/.~-])((?:tpref|scripts|tools|tests|docs)/[\w./-]*\w)")
+PATH = re.compile(r"(?<![\w/.~-])((?:tpref|scripts|tools|tests|docs)/[\w./*{}<>,-]*[\w*}>])")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
