@@ -22,7 +22,7 @@ import mpmath as mp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fit_tanh import fit  # noqa: E402
+from fit_tanh import fit, print_constants  # noqa: E402
 
 mp.mp.dps = 50
 S_MAX = mp.mpf(2) / 7 + mp.mpf("1e-5")
@@ -48,11 +48,7 @@ def atanh_fit():
 def main():
     for name, deg, ftype in (("_A", 8, np.float64), ("_B", 3, np.float32)):
         coef, err = fit(atanh_fit(), deg, ftype)
-        eps = np.finfo(ftype).eps
-        print(f"# {ftype.__name__}, degree {deg}: max relative error of atanh(s), "
-              f"|s| <= 2/7: {mp.nstr(err, 3)} = {mp.nstr(err / eps, 3)} eps")
-        print(", ".join(f"{name}{i}" for i in range(deg + 1)) + " = ("
-              + ", ".join(repr(float(c)) for c in coef) + ")")
+        print_constants(name, coef, err, ftype, "atanh(s), |s| <= 2/7:")
     return 0
 
 

@@ -129,17 +129,22 @@ def fit(problem, deg, ftype):
     return [ftype(float(c)) for c in fixed], err
 
 
+def print_constants(name, coef, err, ftype, what):
+    """Print a fit's error and its constants as numba_math.py spells them (name0, name1, ...)."""
+    eps = np.finfo(ftype).eps
+    print(f"# {ftype.__name__}, degree {len(coef) - 1}: max relative error of {what} "
+          f"{mp.nstr(err, 3)} = {mp.nstr(err / eps, 3)} eps")
+    print(", ".join(f"{name}{i}" for i in range(len(coef))) + " = ("
+          + ", ".join(repr(float(c)) for c in coef) + ")")
+
+
 def main():
     for name, problem, deg, ftype, what in (
             ("_R", expm1_fit(), 9, np.float64, "F = expm1(2r)/2"),
             ("_S", expm1_fit(), 4, np.float32, "F = expm1(2r)/2"),
             ("_T", tanh_small_fit(), 4, np.float32, "tanh(x), |x| < 0.64")):
         coef, err = fit(problem, deg, ftype)
-        eps = np.finfo(ftype).eps
-        print(f"# {ftype.__name__}, degree {deg}: max relative error of {what} "
-              f"{mp.nstr(err, 3)} = {mp.nstr(err / eps, 3)} eps")
-        print(", ".join(f"{name}{i}" for i in range(deg + 1)) + " = ("
-              + ", ".join(repr(float(c)) for c in coef) + ")")
+        print_constants(name, coef, err, ftype, what)
     return 0
 
 
