@@ -3,6 +3,8 @@
 core         what every twin must compute the same way (host side): the units and flush
              thresholds of the backward recursions, pi's clip bounds, the regularized
              pseudo-inverse map P = W (W^T W + r I)^{-1}
+jit_cache    the kernels' disk cache, stamped with the sources they compile in (numba_math,
+             numba_blas), so editing those recompiles every kernel that inlines them
 numba_math   vectorizable tanh, atanh, logit for Numba kernels; wide_vectors (512-bit
              loops on AVX-512)
 numba_blas   c += a.T @ b as one BLAS call (beta = 1) inside Numba kernels

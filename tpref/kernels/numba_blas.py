@@ -9,9 +9,8 @@ add is a tenth of the product's time.
 The call goes through the same entry point as Numba's own ``np.dot`` (``numba_xxgemm`` of
 Numba's helper library, which calls SciPy's ``cython_blas`` ?gemm), so kernels using it are
 cached on disk like any other (a ctypes function pointer would not be), and BLAS threads are
-controlled the same way (threadpoolctl on SciPy's OpenBLAS). As with ``numba_math``, Numba's
-disk cache keys a kernel on its own file: a change here is seen by cached ``numba_rnn``
-kernels only once numba_rnn.py changes or tpref/kernels/__pycache__ is cleared.
+controlled the same way (threadpoolctl on SciPy's OpenBLAS). A change here invalidates
+the cached kernels that call it (``jit_cache.JIT_SOURCES``).
 """
 
 from llvmlite import ir
@@ -20,7 +19,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 
-_JIT = dict(cache=True, error_model="numpy")
+from .jit_cache import CACHE
+
+_JIT = dict(cache=CACHE, error_model="numpy")
 
 
 @intrinsic

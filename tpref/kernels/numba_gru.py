@@ -8,8 +8,8 @@ Same formulas, same loops over time, arranged for speed on one core:
 - the forward (:func:`gru_forward_kernel_vec`) is one fused loop per step: the input term
   x_t W_x^T + b_x as a loop over d (small), one product with Wh^T, and the elementwise gates
   with ``numba_math.vtanh`` (vectorizable, < 2 ulp; its accuracy assumes the kernel's
-  ``fastmath=CONTRACT``). Numba's disk cache keys a kernel on this file only: a change to vtanh
-  must come with a change here (or a cleared __pycache__), or the kernel keeps the old one;
+  ``fastmath=CONTRACT``); its disk cache entry is invalidated by a change to vtanh
+  (``jit_cache``);
 - the weight gradients sum_t delta_t^T h_{t-1} are one GEMM after the backward loop, over all
   T * B rows;
 - the per-gate inverse uses the explicit p x p matrices P_* = (W_h*^T W_h* + r I)^{-1} W_h*^T,
@@ -35,6 +35,7 @@ import numpy as np
 from ..losses import output_backward
 from ..models.inverse import RegularizedInverseError
 from .core import gate_flush_threshold, regularized_pinv_map
+from .jit_cache import CACHE
 from .numba_math import CONTRACT, vtanh, wide_vectors
 
 # ----------------------------------------------------------------------------------------------
@@ -63,19 +64,19 @@ def unstack_gru(grads, dWx, dWh, dbx, dbh):
 # kernels
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=CACHE, error_model="numpy")
 def _ftz(v, tiny, zero):
     """v, or zero if |v| < tiny (flush subnormals to zero); a select, so loops vectorize."""
     return v if abs(v) >= tiny else zero
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=CACHE, error_model="numpy")
 def _sigmoid(u):
     """sigma(u) = (1 + tanh(u/2)) / 2, the reference's overflow-free form."""
     return 0.5 * (1.0 + np.tanh(0.5 * u))
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+@numba.njit(cache=CACHE, error_model="numpy", fastmath=CONTRACT)
 def gru_forward_kernel_vec(x, WxT, bx, WhT, bh, hidden, R, Z, N, G, one):
     """Vectorized GRU forward loop: fills hidden (T+1, B, p) and the gates R, Z, N, G (T, B, p),
     the formulas of :func:`gru_forward_kernel`.
@@ -127,7 +128,7 @@ def gru_forward_kernel_vec(x, WxT, bx, WhT, bh, hidden, R, Z, N, G, one):
                 g_row[i] = g
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=CACHE, error_model="numpy")
 def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
     """GRU forward loop: fills hidden (T+1, B, p) and the gates R, Z, N, G (T, B, p).
 
@@ -153,7 +154,7 @@ def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
                 G[s, b, i] = g
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=CACHE, error_model="numpy")
 def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, carry, Dh, DN, one, tiny):
     """Backward loop: fills the deltas Dh = [da_r, da_z, dg] (T, B, 3p) and DN = da_n (T, B, p),
     from which the weight gradients are single GEMMs (W_x* use [da_r, da_z, da_n]).
@@ -190,7 +191,7 @@ def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, carry, Dh, DN, one, tiny
             gh += np.dot(Dh[s], Wh)                               # (B, p)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=CACHE, error_model="numpy")
 def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps, one, tiny, authors):
     """Per-gate linearized inverse, lam[t] -> lam[t-1] for t = T..1 (lam (T+1, B, p), lam[T] set).
 
@@ -237,7 +238,7 @@ def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps, one, tiny, author
                 prev[i] = _ftz(carry * l_row[i] + o_row[i], tiny, zero)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=CACHE, error_model="numpy")
 def exact_kernel(Wh, hidden, R, Z, N, G, lam, reg):
     """Exact linearized regularized inverse, lam_{t-1} = (J^T J + reg I)^{-1} J^T lam_t per step
     and sample (J = dh_t/dh_{t-1}, formed explicitly). Returns False if J^T J + reg I is not

@@ -52,9 +52,9 @@ enforced by tests/test_numba_backend.py (2 ulp, dense near every switch and near
 values).
 
 Kernels calling it are compiled with ``fastmath=CONTRACT`` (fused multiply-add only), which
-the error analysis assumes. They inline it and are cached on disk, and Numba's cache only
-notices changes to the kernel's own file: whoever changes vtanh (or vatanh, vlogit) must
-also change numba_rnn.py (its docstring will do) or clear tpref/kernels/__pycache__.
+the error analysis assumes. They inline it and are cached on disk; a change to this file
+invalidates every cached kernel that inlines it (``jit_cache``: the cache stamp covers
+``jit_cache.JIT_SOURCES``, this file among them).
 
 Cost (a removed benchmark: 1.25 M elements, old and new alternating in one process on the
 shared 2-core Xeon, AVX-512 but ymm code): float64 1.83-1.90x faster than the Cephes-style
@@ -69,6 +69,8 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
+
+from .jit_cache import CACHE
 
 #: Numba fastmath flags of every kernel that calls vtanh / vatanh / vlogit: only "contract"
 #: (fused multiply-add), which LLVM needs to make the polynomials cheap; it never reassociates
@@ -181,17 +183,38 @@ def _where_less(typingctx, u, v, a, b):
     return a(u, v, a, b), codegen
 
 
-class _WideAttributes(ir.values.FunctionAttributes):
-    """A function's LLVM attributes plus two string attributes that llvmlite's set does not
-    know: 512-bit vectors preferred and legal in that function only."""
+def _wide_attributes_class(values=ir.values):
+    """The attribute-set class ``wide_vectors`` installs, or None where it cannot work.
 
-    STRINGS = ('"prefer-vector-width"="512"', '"min-legal-vector-width"="512"')
+    llvmlite has no public API for string function attributes. This subclasses llvmlite's
+    ``FunctionAttributes`` (from ``values``, llvmlite.ir.values) and extends its private
+    ``_to_list``, which llvmlite calls to print a function's attribute list, with two string
+    attributes: 512-bit vectors preferred and legal in that function only. If llvmlite lacks
+    either name, there is no class and ``wide_vectors()`` is a no-op (``WIDE_VECTORS``).
+    """
+    base = getattr(values, "FunctionAttributes", None)
+    if not isinstance(base, type) or not callable(getattr(base, "_to_list", None)):
+        return None
 
-    def __bool__(self):                  # llvmlite writes no attribute list for an empty set
-        return True
+    class _WideAttributes(base):
+        STRINGS = ('"prefer-vector-width"="512"', '"min-legal-vector-width"="512"')
 
-    def _to_list(self, ret_type):
-        return super()._to_list(ret_type) + list(self.STRINGS)
+        def __bool__(self):              # llvmlite writes no attribute list for an empty set
+            return True
+
+        def _to_list(self, ret_type):
+            return super()._to_list(ret_type) + list(self.STRINGS)
+
+    return _WideAttributes
+
+
+_WIDE_ATTRIBUTES = _wide_attributes_class()
+
+#: True where ``wide_vectors()`` can ask LLVM for 512-bit vectors (llvmlite's private
+#: ``FunctionAttributes._to_list`` exists); False: ``wide_vectors()`` does nothing and the
+#: kernels are compiled at LLVM's default vector width, the same bits, a little slower on
+#: AVX-512 CPUs.
+WIDE_VECTORS = _WIDE_ATTRIBUTES is not None
 
 
 @intrinsic
@@ -206,23 +229,26 @@ def wide_vectors(typingctx):
     "prefer-vector-width"="512" on the calling function only: nothing else in the process is
     compiled differently (NUMBA_CPU_FEATURES would change every Numba function). The values
     are the same bits: the loops' operations are elementwise, only the vector width changes.
-    Measured in docs/benchmarks.md. llvmlite has no public API for string attributes, so this
-    replaces the function's attribute set by a subclass that adds them when printed; if that
-    ever fails, the kernel compiles as before (tests/test_numba_backend.py checks that zmm
-    code is produced on AVX-512 hosts).
+    Measured in docs/benchmarks.md.
+
+    The boundary with llvmlite: the attributes are set through a private llvmlite method
+    (``_wide_attributes_class``). Where it is missing (``WIDE_VECTORS`` False), or replacing
+    the attribute set fails at compile time, the kernel compiles at the default width: same
+    bits, never an error (tests/test_numba_backend.py checks both ways).
     """
     def codegen(context, builder, signature, args):
+        wide_class = _WIDE_ATTRIBUTES
         fn = builder.function
-        try:
-            if not isinstance(fn.attributes, _WideAttributes):
-                wide = _WideAttributes()
+        if wide_class is not None and not isinstance(fn.attributes, wide_class):
+            try:
+                wide = wide_class()
                 for name in fn.attributes:
                     wide.add(name)
                 wide.alignstack = fn.attributes.alignstack
                 wide.personality = fn.attributes.personality
                 fn.attributes = wide
-        except Exception:                # llvmlite internals changed: keep the default width
-            pass
+            except Exception:            # llvmlite internals changed: keep the default width
+                pass
         return context.get_dummy_value()
 
     return types.none(), codegen
@@ -281,7 +307,7 @@ def _vtanh_overload(x):
     return None
 
 
-@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+@njit(cache=CACHE, error_model="numpy", fastmath=CONTRACT)
 def vtanh_array(u, out):
     """out[...] = tanh(u[...]) for contiguous arrays of one float dtype (used by the tests)."""
     wide_vectors()
@@ -399,7 +425,7 @@ def _vatanh_overload(v):
     return None
 
 
-@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+@njit(cache=CACHE, error_model="numpy", fastmath=CONTRACT)
 def vatanh_array(u, out):
     """out[...] = atanh(u[...]) for contiguous arrays of one float dtype (used by the tests)."""
     wide_vectors()
@@ -511,7 +537,7 @@ def _vlogit_overload(v):
     return None
 
 
-@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+@njit(cache=CACHE, error_model="numpy", fastmath=CONTRACT)
 def vlogit_array(u, out):
     """out[...] = logit(u[...]) for contiguous arrays of one float dtype (used by the tests)."""
     wide_vectors()

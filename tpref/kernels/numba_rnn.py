@@ -33,9 +33,9 @@ What differs from the reference, by design (speed), and why equality still holds
 4. tanh is ``numba_math.vtanh`` (vectorizable, < 2 ulp: measured 1.71 float64, 1.29 float32)
    instead of libm's scalar tanh, and DTP's inverses are ``numba_math.vatanh`` and
    ``vlogit`` (vectorizable, < 2 ulp: measured 1.37 / 1.40 float64, 1.39 / 1.42 float32)
-   instead of libm's atanh, log and log1p. Numba's disk cache keys a kernel on this file only:
-   a change to vtanh, vatanh, vlogit (or to ``numba_blas``) must come with a change here (or
-   a cleared __pycache__), or the kernels keep the old version inlined.
+   instead of libm's atanh, log and log1p. The kernels are cached on disk with a stamp that
+   covers numba_math.py and numba_blas.py too (``jit_cache``): a change to vtanh, vatanh,
+   vlogit or ``add_tn_product`` recompiles them.
 5. Parameter directions are made block by block inside the backward kernels,
    Delta (rows, p)^T @ [h_{t-1} | x_t | 1] over ``block_rows(p)`` rows (time steps x batch)
    while the block's deltas are in cache, instead of T products of B rows; no (T, B, p)
@@ -69,6 +69,7 @@ from ..deferred import Deferred
 from ..losses import output_backward
 from . import workspace
 from .core import clip_bounds, flush_tiny, power_of_two_scale, regularized_pinv_map, tp_units
+from .jit_cache import CACHE
 from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vatanh, vlogit, vtanh, wide_vectors
 
@@ -77,7 +78,7 @@ __all__ = ["rnn_forward", "output_backward", "transition_backward", "regularized
 
 # every kernel: cached on disk (a second process pays no JIT), NumPy's error model (no
 # ZeroDivisionError checks, so divisions vectorize)
-_JIT = dict(cache=True, error_model="numpy", nogil=True)
+_JIT = dict(cache=CACHE, error_model="numpy", nogil=True)
 
 
 # ----------------------------------------------------------------------------------------------
