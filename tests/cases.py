@@ -27,6 +27,13 @@ def random_case(seed, *, T=5, B=3, d=2, p=4, k=3, loss="cross_entropy", scale=1.
     return params, x, random_targets(rng, B, k, loss, dtype)
 
 
+def reference(method, params, x, y, **kw):
+    """``tpref.oracle`` pinned to the NumPy reference loops (``backend="numpy"``), for the
+    tests that check the reference itself."""
+    import tpref
+    return tpref.oracle(method, params, x, y, backend="numpy", **kw)
+
+
 def random_targets(rng, B, k, loss, dtype=np.float64):
     """y for ``loss``: (B,) labels in [0, k) for cross_entropy, (B, k) normal floats for mse."""
     if loss == "cross_entropy":

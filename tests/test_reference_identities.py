@@ -1,4 +1,8 @@
-"""Independent checks of the NumPy reference: finite differences and identities of the paper."""
+"""Independent checks of the NumPy reference: finite differences and identities of the paper.
+
+Oracle calls pin ``backend="numpy"`` (``cases.reference``): the reference is what these checks
+are about (the other backends are tested by equality with it, tests/test_numba_backend.py).
+"""
 
 import numpy as np
 import pytest
@@ -10,7 +14,7 @@ from tpref.methods.reference import regularized_inverse
 from tpref.models.activations import activate
 from tpref.testing import assert_close, check_grad
 
-from cases import random_case
+from cases import random_case, reference
 
 
 def loss_value(params, x, y, loss, activation):
@@ -22,7 +26,7 @@ def loss_value(params, x, y, loss, activation):
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
 def test_bp_gradient_matches_central_differences(activation, loss):
     params, x, y = random_case(0, T=7, loss=loss)
-    res = tpref.oracle("bp", params, x, y, loss=loss, activation=activation)
+    res = reference("bp", params, x, y, loss=loss, activation=activation)
     check_grad(lambda th: loss_value(th, x, y, loss, activation), params, res.direction,
                seed=1, n_dirs=3, step=1e-5, rtol=1e-7)
 
@@ -37,8 +41,8 @@ def test_tp_direction_is_gradient_of_eq3_surrogate(method, update, activation):
     Through time: sum_t ||h_t(theta) - v_t||^2 / 2 with v_t frozen.
     """
     params, x, y = random_case(2, T=6)
-    res = tpref.oracle(method, params, x, y, loss="cross_entropy", gamma_h=0.3, reg=0.5,
-                       update=update, activation=activation)
+    res = reference(method, params, x, y, loss="cross_entropy", gamma_h=0.3, reg=0.5,
+                    update=update, activation=activation)
     v, h = res.targets, res.hidden
 
     def surrogate(th):
@@ -62,8 +66,8 @@ def test_linearized_targets_match_finite_differences_of_the_inverse(activation):
     """Eq. (2): lam_{t-1} = d f_t^{-1}(h_t)^T lam_t, checked by central differences of f_t^{-1}."""
     params, x, y = random_case(4, T=5, scale=0.8)
     reg = 0.2
-    res = tpref.oracle("tp", params, x, y, loss="cross_entropy", gamma_h=0.7, reg=reg,
-                       activation=activation)
+    res = reference("tp", params, x, y, loss="cross_entropy", gamma_h=0.7, reg=reg,
+                    activation=activation)
     factor = factor_regularized_gram(params["W_hh"], reg)
     s = 1e-6
     for t in range(x.shape[0], 0, -1):
@@ -97,10 +101,10 @@ def test_dtp_minus_tp_is_second_order_in_the_displacement(activation):
     gaps = []
     gammas = (1e-2, 1e-3, 1e-4)
     for gamma_h in gammas:
-        tp = tpref.oracle("tp", params, x, y, loss="cross_entropy", gamma_h=gamma_h, reg=0.5,
-                          activation=activation)
-        dtp = tpref.oracle("dtp", params, x, y, loss="cross_entropy", gamma_h=gamma_h, reg=0.5,
-                           activation=activation)
+        tp = reference("tp", params, x, y, loss="cross_entropy", gamma_h=gamma_h, reg=0.5,
+                       activation=activation)
+        dtp = reference("dtp", params, x, y, loss="cross_entropy", gamma_h=gamma_h, reg=0.5,
+                        activation=activation)
         gaps.append(np.max(np.abs(dtp.displacements - tp.displacements)))
     ratios = [gaps[i] / gaps[i + 1] for i in range(2)]
     for r in ratios:                                # gamma_h / 10  ->  gap / 100
@@ -112,20 +116,28 @@ def test_dtp_minus_tp_is_second_order_in_the_displacement(activation):
 def test_tp_with_one_step_is_gamma_h_times_bp(activation, method):
     """T = 1: the t = T term alone, h_T - v_T = gamma_h dl/dh_T, so TP = gamma_h * BP for theta_h."""
     params, x, y = random_case(8, T=1)
-    bp = tpref.oracle("bp", params, x, y, loss="cross_entropy", activation=activation)
-    tp = tpref.oracle(method, params, x, y, loss="cross_entropy", gamma_h=0.25, reg=1.0,
-                      activation=activation)
+    bp = reference("bp", params, x, y, loss="cross_entropy", activation=activation)
+    tp = reference(method, params, x, y, loss="cross_entropy", gamma_h=0.25, reg=1.0,
+                   activation=activation)
     for key in ("W_hh", "W_xh", "b_h"):
         assert_close(tp.direction[key], 0.25 * bp.direction[key], name=key)
     for key in ("W_hy", "b_y"):
         assert_close(tp.direction[key], bp.direction[key], name=key)
 
 
-def test_oracle_is_deterministic_and_leaves_inputs_untouched():
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("method", ["bp", "tp", "dtp"])
+def test_oracle_is_deterministic_and_leaves_inputs_untouched(method, backend):
+    """Two calls on the same inputs give the same bits (every output, the numba backend's
+    recycled buffers included), and the caller's arrays are not written."""
     params, x, y = random_case(9)
     copies = {k: v.copy() for k, v in params.items()}, x.copy(), y.copy()
-    a = tpref.oracle("tp", params, x, y, loss="cross_entropy", gamma_h=0.1, reg=1.0)
-    b = tpref.oracle("tp", params, x, y, loss="cross_entropy", gamma_h=0.1, reg=1.0)
+    kw = dict(gamma_h=0.1, reg=1.0) if method != "bp" else {}
+    a = tpref.oracle(method, params, x, y, backend=backend, loss="cross_entropy", **kw)
+    b = tpref.oracle(method, params, x, y, backend=backend, loss="cross_entropy", **kw)
+    assert a.loss == b.loss
+    for name in ("output", "hidden", "displacements"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
     for key in params:
         assert np.array_equal(a.direction[key], b.direction[key])
         assert np.array_equal(params[key], copies[0][key])
