@@ -211,7 +211,8 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         "bp" and "tp" only, ``activation`` must stay "tanh". docs/gru.md.
     gru_inverse : {"per_gate", "exact", "authors"}
         GRU only: the linearized inverse of TP's Eq. (2). "per_gate": one regularized
-        pseudo-inverse per recurrent block (the authors' scheme, PyTorch's convention);
+        pseudo-inverse per recurrent block and of the carry (the authors' per-gate scheme in
+        PyTorch's convention);
         "exact": (J_t^T J_t + reg I)^{-1} J_t^T with J_t = dh_t/dh_{t-1}, per step and sample
         (slow reference); "authors": the per-gate scheme as the authors' code computes it
         (their update-gate convention h = (1 - z) h_{t-1} + z n and a plain carry term), to
