@@ -50,35 +50,36 @@ def setup(c):
 @SETTINGS
 @given(cases)
 def test_bp_and_tp_share_one_graph_of_computations(c):
-    """Sum over samples of sum_t d_theta f_t (M_{t+1}..M_T) g_T: M = J gives BP, M = K gives TP."""
+    """Sum over samples of sum_t d_theta f_t (M_{t+1}..M_T) g_T: M = J^T gives BP, M = K gives TP."""
     params, x, y, hidden, g_T = setup(c)
     kw = dict(loss=c["loss"], activation=c["activation"])
     bp = reference("bp", params, x, y, **kw)
     tp = reference("tp", params, x, y, gamma_h=1.0, reg=c["reg"], **kw)
-    for mats_name, res in (("J", bp), ("K", tp)):
+    for mats_name, res in (("J^T", bp), ("K", tp)):
         total = {"W_hh": 0.0, "W_xh": 0.0, "b_h": 0.0}
         for b in range(c["B"]):
-            J, K, D, _ = jacobians(params, x, hidden, c["reg"], c["activation"], sample=b)
-            part = direction_from_jacobians(x, hidden, g_T, J if mats_name == "J" else K, D, b)
+            JT, K, D, _ = jacobians(params, x, hidden, c["reg"], c["activation"], sample=b)
+            part = direction_from_jacobians(x, hidden, g_T, K if mats_name == "K" else JT, D, b)
             total = {key: total[key] + part[key] for key in total}
         for key in total:
             assert_close(res.direction[key], total[key], name=f"{mats_name}: {key}", rtol=1e-9)
 
 
 @SETTINGS
-@given(cases)
-def test_first_inequality_with_corrected_constant(c):
-    """||BP - TP|| <= ||g_T|| sup_t||J_t - K_t|| sum_t ||D_t|| ||z_t|| sum_s a^s b^(T-t-1-s), per sample."""
+@given(cases, st.sampled_from([2, "fro"]))
+def test_first_inequality_with_corrected_constant(c, ord):
+    """||BP - TP|| <= ||g_T|| sup_t||J_t^T - K_t|| sum_t ||D_t|| ||z_t|| sum_s a^s b^(T-t-1-s),
+    per sample, for the matrix norms the derivation allows (spectral, Frobenius)."""
     params, x, y, hidden, g_T = setup(c)
     for b in range(c["B"]):
-        r = lemma31(params, x, hidden, g_T, c["reg"], c["activation"], sample=b)
+        r = lemma31(params, x, hidden, g_T, c["reg"], c["activation"], sample=b, ord=ord)
         assert r["diff"] <= r["first_corrected"] * (1 + 1e-9) + 1e-300, r
 
 
 @SETTINGS
 @given(cases, st.sampled_from([2, "fro"]))
 def test_second_inequality_spectral_and_frobenius(c, ord):
-    """||J_t - K_t|| <= ||W_hh|| (||D - D^-1|| + ||I - M^-1|| ||D^-1||) when pi is inactive."""
+    """||J_t^T - K_t|| <= ||W_hh|| (||D - D^-1|| + ||I - M^-1|| ||D^-1||) when pi is inactive."""
     params, x, y, hidden, g_T = setup(c)
     for b in range(c["B"]):
         r = lemma31(params, x, hidden, g_T, c["reg"], c["activation"], sample=b, ord=ord)
@@ -110,7 +111,7 @@ def test_first_inequality_as_printed_fails_when_the_loss_is_scaled():
 
 
 def test_second_inequality_as_printed_fails_for_the_induced_infinity_norm():
-    """W_hh = [[1, 0], [1, 0]], r = 1, u_1 = 0 (so D_1 = E_1 = I): ||J - K||_inf = 4/3 > 2/3."""
+    """W_hh = [[1, 0], [1, 0]], r = 1, u_1 = 0 (so D_1 = E_1 = I): ||J^T - K||_inf = 4/3 > 2/3."""
     params = {"W_hh": np.array([[1.0, 0.0], [1.0, 0.0]]), "W_xh": np.zeros((2, 1)),
               "b_h": np.zeros(2), "W_hy": np.ones((1, 2)), "b_y": np.zeros(1)}
     x = np.zeros((1, 1, 1))
@@ -120,5 +121,7 @@ def test_second_inequality_as_printed_fails_for_the_induced_infinity_norm():
     assert r["second_lhs"] == pytest.approx(4 / 3, rel=1e-14)
     assert r["second_printed"] == pytest.approx(2 / 3, rel=1e-14)        # false as printed
     assert r["second_corrected"] == pytest.approx(4 / 3, rel=1e-14)      # holds with ||W_hh^T||
+    assert r["first_corrected"] is None                  # derived for ||.||_2-compatible norms
     r2 = lemma31(params, x, hidden, g_T, reg=1.0, ord=2)
     assert r2["second_lhs"] <= r2["second_printed"] * (1 + 1e-12)        # spectral norm: fine
+    assert r2["first_corrected"] is not None
