@@ -115,6 +115,15 @@ def test_docs_refer_only_to_files_that_exist():
     assert not broken, "references to files the repository lacks:\n  " + "\n  ".join(broken)
 
 
+def test_code_refers_only_to_files_that_exist():
+    """Docstrings and comments of the package, scripts, tools and tests name existing files
+    (records of past runs, docs/bench/ and docs/results/, are left as they were written)."""
+    sources = [ROOT / p for p in files_in_tree() if p.endswith(".py")]
+    sources += [p for p in (ROOT / "tests").glob("*.py") if p.name != "test_docs.py"]
+    broken = [b for src in sources for b in broken_references(src) if ": link (" not in b]
+    assert not broken, "references to files the repository lacks:\n  " + "\n  ".join(broken)
+
+
 def test_reference_check_sees_a_broken_link_and_path(tmp_path):
     md = tmp_path / "x.md"
     md.write_text("See [here](missing.md), [web](https://example.org/a.md), [top](#x), "
