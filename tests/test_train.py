@@ -19,7 +19,8 @@ def small_config(**kw):
 
 
 def strip_wall(rows):
-    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in ("wall_seconds", "elapsed_seconds")}
+            for r in rows]
 
 
 @pytest.mark.parametrize("method,extra", [

@@ -63,13 +63,57 @@ def save_checkpoint(path, params, optimizer, state):
     atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
 
 
+class RunFileError(ValueError):
+    """A run directory's checkpoint or config.json is damaged; the message says the way on."""
+
+
+_WAY_ON = ("rerun with --restart to start this run afresh (its files are then replaced), or "
+           "use another output directory")
+
+
 def load_checkpoint(path):
-    """(params, buffers, state) saved by :func:`save_checkpoint`."""
-    with np.load(path) as z:
-        params = {k[6:]: z[k].copy() for k in z.files if k.startswith("param/")}
-        buffers = {k[7:]: z[k].copy() for k in z.files if k.startswith("buffer/")}
-        state = json.loads(str(z["state"]))
+    """(params, buffers, state) saved by :func:`save_checkpoint`.
+
+    Never unpickles (``allow_pickle=False``): a checkpoint holds arrays and one JSON string.
+    A damaged, truncated or foreign file raises RunFileError naming it and the way on.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            params = {k[6:]: z[k].copy() for k in z.files if k.startswith("param/")}
+            buffers = {k[7:]: z[k].copy() for k in z.files if k.startswith("buffer/")}
+            state = json.loads(str(z["state"]))
+        for key in ("iteration", "initial_loss", "wall_seconds", "window"):
+            state[key]                                   # noqa: B018 (KeyError if missing)
+    except Exception as err:   # zipfile.BadZipFile, EOFError, pickled data, missing keys, ...
+        detail = (f"{type(err).__name__}: {err}" if "pickle" not in str(err) else
+                  "not a .npz archive; NumPy would read it as a pickle, which tpref never loads")
+        raise RunFileError(f"checkpoint {path} is damaged or not a tpref checkpoint "
+                           f"({detail}); {_WAY_ON}") from err
     return params, buffers, state
+
+
+def check_checkpoint_params(path, saved, params):
+    """RunFileError unless ``saved`` (a checkpoint's params) has the names and shapes of
+    ``params``: assigning a (1,) array into a (p,) parameter would broadcast silently."""
+    if set(saved) != set(params):
+        raise RunFileError(f"checkpoint {path} holds parameters {sorted(saved)}, expected "
+                           f"{sorted(params)}; {_WAY_ON}")
+    for name, value in params.items():
+        if saved[name].shape != value.shape:
+            raise RunFileError(f"checkpoint {path}: param/{name} has shape {saved[name].shape}, "
+                               f"expected {value.shape}; {_WAY_ON}")
+
+
+def _read_saved_config(path):
+    try:
+        with open(path) as f:
+            return json.load(f)["run"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise RunFileError(f"{path} is not valid JSON of a tpref run ({err}); {_WAY_ON}") from err
+
+
+#: RunConfig fields a resumed run may change: they set how often it logs, not what it computes.
+RESUMABLE_CHANGES = ("iterations", "eval_every", "checkpoint_every")
 
 
 def read_metrics(path):
@@ -90,7 +134,7 @@ def resume_point(out_dir, run, resume, defaults=None):
     """The checkpoint a run continues from, as (params, buffers, state), or None.
 
     With ``resume`` and a checkpoint in ``out_dir``: the checkpoint must belong to the same
-    configuration (``run``, the RunConfig as a dict; only ``iterations`` may differ) and not
+    configuration (``run``, the RunConfig as a dict; only RESUMABLE_CHANGES may differ) and not
     lie beyond ``run["iterations"]`` (else ValueError); metrics rows logged after it are
     dropped. Otherwise the files of an earlier run are removed and None is returned.
     ``defaults`` (a dict) fills the fields an older config.json lacks.
@@ -101,13 +145,11 @@ def resume_point(out_dir, run, resume, defaults=None):
             if os.path.exists(p):
                 os.remove(p)
         return None
-    saved = None
-    if os.path.exists(paths["config"]):
-        with open(paths["config"]) as f:
-            saved = json.load(f)["run"]
-    if saved is None or {**(defaults or {}), **saved, "iterations": 0} != {**run, "iterations": 0}:
+    saved = _read_saved_config(paths["config"]) if os.path.exists(paths["config"]) else None
+    same = {k: None for k in RESUMABLE_CHANGES}
+    if saved is None or {**(defaults or {}), **saved, **same} != {**run, **same}:
         raise ValueError(f"{out_dir} holds a checkpoint of a different configuration; "
-                         f"use another output directory or remove it")
+                         f"use another output directory, or --restart to replace it")
     params, buffers, state = load_checkpoint(paths["checkpoint"])
     if state["iteration"] > run["iterations"]:
         raise ValueError(f"{out_dir} holds a checkpoint at iteration {state['iteration']}, "
@@ -133,6 +175,7 @@ class Progress:
         self.info = ""
 
     def update(self, it, elapsed, force=False):
+        """Redraw the bar (terminals only); ``elapsed``: seconds so far, evaluation included."""
         if not self.tty:
             return
         now = time.monotonic()
@@ -142,7 +185,7 @@ class Progress:
         frac = it / self.total
         eta = elapsed / it * (self.total - it) if it else 0.0
         bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
-        self.stream.write(f"\r{self.label} [{bar}] {it}/{self.total} {elapsed:6.0f}s "
+        self.stream.write(f"\r{self.label} [{bar}] {it}/{self.total} elapsed {elapsed:6.0f}s "
                           f"eta {eta:6.0f}s {self.info}\x1b[K")
         self.stream.flush()
 

@@ -4,7 +4,8 @@ One run is described by a :class:`RunConfig` and writes into its own directory::
 
     config.json       the full configuration (and the task's description)
     metrics.jsonl     one JSON object per evaluation: iteration, train_loss, test_loss,
-                      test_accuracy (and task extras), wall_seconds, written as they come
+                      test_accuracy (and task extras), wall_seconds (training steps only),
+                      elapsed_seconds (wall clock, evaluation included), written as they come
     checkpoint.npz    parameters, optimizer buffers and counters, replaced atomically
     summary.json      status ("finished", "diverged", "interrupted"), final numbers
 
@@ -37,14 +38,26 @@ from .models.inverse import RegularizedInverseError
 from .optim import SGD
 from .oracle import BACKENDS, NonFiniteResultWarning, check_backend, oracle
 from .processes import RunLock
-from .run_io import (Progress, check_output_dir, load_checkpoint, read_metrics, resume_point,
-                     run_paths, save_checkpoint, write_json)
+from .run_io import (Progress, check_checkpoint_params, check_output_dir, load_checkpoint,
+                     read_metrics, resume_point, run_paths, save_checkpoint, write_json)
 from .tasks import make_task
 from .validation import check_choice
 
 # the run files' helpers are also importable from here (tpref.train was their first home)
 __all__ = ["RunConfig", "train", "evaluate", "default_backend", "Progress", "check_output_dir",
            "load_checkpoint", "read_metrics", "save_checkpoint"]
+
+
+#: Evaluations a run gets by default: every ``iterations // DEFAULT_EVALUATIONS`` iterations,
+#: at most every ``MAX_EVAL_EVERY`` (the paper's 40 000-iteration runs: every 200).
+DEFAULT_EVALUATIONS = 20
+MAX_EVAL_EVERY = 200
+
+
+def default_eval_every(iterations):
+    """Evaluation cadence of a run of ``iterations`` steps: about DEFAULT_EVALUATIONS
+    evaluations, never rarer than every MAX_EVAL_EVERY iterations (a 400-step run: every 20)."""
+    return max(1, min(MAX_EVAL_EVERY, iterations // DEFAULT_EVALUATIONS))
 
 
 def default_backend():
@@ -105,12 +118,16 @@ class RunConfig:
                              f"has no closed-form inverse, docs/gru.md); use 'tp' or 'bp'")
         if self.cell == "gru" and self.backend == "cuda":
             raise ValueError("backend 'cuda' runs cell 'rnn' only; use 'numba' for cell 'gru'")
-        for name in ("hidden", "batch_size", "iterations", "eval_every", "checkpoint_every"):
+        for name, low in (("hidden", 1), ("batch_size", 1), ("iterations", 1), ("eval_every", 1),
+                          ("checkpoint_every", 1), ("eval_size", 0), ("seed", 0)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.eval_size < 0:
-            raise ValueError(f"eval_size must be >= 0, got {self.eval_size!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                need = "a positive integer" if low else "an integer >= 0"
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be {need}, got {v!r}")
+        if self.eval_size == 0 and self.task in ("temporal-order", "adding"):
+            raise ValueError(f"eval_size (--eval-size) 0 means the whole test set, which image "
+                             f"tasks have; {self.task} draws fresh samples: give a count "
+                             f"(default 1000)")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not 0 <= self.momentum < 1:
@@ -181,6 +198,7 @@ class _Counters:
     iteration: int = 0                     # SGD steps done
     initial_loss: Optional[float] = None   # test loss at iteration 0 (divergence rule)
     wall_seconds: float = 0.0              # training steps only, evaluations excluded
+    elapsed_seconds: float = 0.0           # wall clock of the run: evaluations, checkpoints too
     window: list = dataclasses.field(default_factory=list)   # training losses since last eval
 
 
@@ -206,12 +224,19 @@ class _Run:
                              defaults=dataclasses.asdict(RunConfig()))
         if saved is not None:
             params, buffers, state = saved
+            check_checkpoint_params(self.paths["checkpoint"], params, self.params)
             for k in self.params:
                 self.params[k][...] = params[k]
             self.opt.load_state_dict(buffers)
             self.n = _Counters(**state)
             self.prog.log(f"resumed from {self.paths['checkpoint']} at iteration {self.n.iteration}")
+        self._clock = (time.perf_counter(), self.n.elapsed_seconds)
         write_json(self.paths["config"], {"run": cfg, "task": self.task.describe()})
+
+    def tick(self):
+        """Bring ``elapsed_seconds`` up to now (the clock runs from start() on)."""
+        t0, before = self._clock
+        self.n.elapsed_seconds = before + time.perf_counter() - t0
 
     def due(self, every):
         """Whether the iteration just done is a multiple of ``every`` or the last one."""
@@ -241,7 +266,8 @@ class _Run:
         n.wall_seconds += time.perf_counter() - t0
         n.window.append(res.loss)
         n.iteration += 1
-        self.prog.update(n.iteration, n.wall_seconds)
+        self.tick()
+        self.prog.update(n.iteration, n.elapsed_seconds)
         return None
 
     def log_eval(self):
@@ -249,20 +275,22 @@ class _Run:
         c, n = self.config, self.n
         test_loss, metrics = evaluate(self.task, self.params, c.seed, c.eval_size, c.cell,
                                       c.backend)
+        self.tick()
         if n.initial_loss is None:
             n.initial_loss = test_loss
         row = {"iteration": n.iteration,
                "train_loss": float(np.mean(n.window)) if n.window else None,
                "test_loss": _finite_or_none(test_loss),
-               "test_accuracy": metrics.pop("accuracy"), "wall_seconds": round(n.wall_seconds, 4)}
+               "test_accuracy": metrics.pop("accuracy"), "wall_seconds": round(n.wall_seconds, 4),
+               "elapsed_seconds": round(n.elapsed_seconds, 4)}
         row.update({f"test_{k}": v for k, v in metrics.items()})
         self.metrics_file.write(json.dumps(row) + "\n")
         self.metrics_file.flush()
         self.prog.info = f"loss {row['train_loss'] or test_loss:.4g} acc {row['test_accuracy']:.3f}"
         if not self.prog.tty:
-            self.prog.log(f"it {n.iteration}/{c.iterations} train "
-                          f"{row['train_loss'] or float('nan'):.4g} test {test_loss:.4g} "
-                          f"acc {row['test_accuracy']:.4f} {n.wall_seconds:.0f}s")
+            train = "" if row["train_loss"] is None else f"train {row['train_loss']:.4g} "
+            self.prog.log(f"it {n.iteration}/{c.iterations} {train}test {test_loss:.4g} "
+                          f"acc {row['test_accuracy']:.4f} elapsed {n.elapsed_seconds:.0f}s")
         return row
 
     def end_window(self):
@@ -277,12 +305,14 @@ class _Run:
         return None
 
     def checkpoint(self):
+        self.tick()
         save_checkpoint(self.paths["checkpoint"], self.params, self.opt,
                         dataclasses.asdict(self.n))
 
     def finish(self, status, reason):
         """Write summary.json, say how the run ended; return the summary."""
         n, paths = self.n, self.paths
+        self.tick()
         rows = read_metrics(paths["metrics"])
         last = rows[-1] if rows else {}
         summary = {
@@ -294,6 +324,7 @@ class _Run:
             "first_iteration_at_100": next(
                 (r["iteration"] for r in rows if r["test_accuracy"] >= 1.0), None),
             "wall_seconds": round(n.wall_seconds, 3),
+            "elapsed_seconds": round(n.elapsed_seconds, 3),
             "seconds_per_iteration": round(n.wall_seconds / n.iteration, 6) if n.iteration else None,
             "paths": paths,
         }
@@ -305,8 +336,10 @@ class _Run:
             self.prog.log(f"interrupted at iteration {n.iteration}; resume with the same command "
                           f"(last checkpoint {paths['checkpoint']})")
         else:
-            self.prog.log(f"done: {n.iteration} iterations in {n.wall_seconds:.1f}s, test accuracy "
-                          f"{summary['final_test_accuracy']:.4f}; results in {self.out_dir}")
+            self.prog.log(f"done: {n.iteration} iterations, {n.elapsed_seconds:.1f}s elapsed "
+                          f"(evaluation included; training steps {n.wall_seconds:.1f}s), test "
+                          f"accuracy {summary['final_test_accuracy']:.4f}; results in "
+                          f"{self.out_dir}")
         return summary
 
 
