@@ -36,7 +36,7 @@ def test_train_prints_where_results_are(tmp_path, capsys):
     (["compare", "--methods", "bp,magic"], "unknown method"),
     (["reproduce", "fig4", "--panels", "mnist"], "mnist files not found"),
     (["compare", "--backend", "cuda"], "not available"),
-    (["train", "--method", "tp"], "gamma_h"),
+    (["train", "--method", "tp", "--gamma-h", "-1"], "gamma_h"),
 ])
 def test_bad_input_is_refused_before_work(tmp_path, capsys, argv, match):
     data = tmp_path / "empty"

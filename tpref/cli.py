@@ -3,7 +3,7 @@
 Commands
 --------
 demo        train a tiny RNN with BP, TP and DTP on one synthetic batch, print the losses
-train       one training run, every hyperparameter a flag
+train       one training run: the paper's preset for its task and method, flags override
 compare     BP versus TP on one task with the paper's hyperparameters: runs, table, plot
 reproduce   the panels of the paper's Fig. 3 (synthetic) or Fig. 4 (images; Fashion-MNIST with
             the GRU)
@@ -21,6 +21,7 @@ import os
 import sys
 
 
+from .cli_support import CreatedDirs, nonnegative_int, positive_int
 from .config import CELLS, DTYPES, GRU_INVERSES, METHODS, UPDATES
 
 
@@ -41,15 +42,15 @@ def _bench(args):
 # shared flags
 
 
-def _add_common(p, *, synthetic_length=True):
+def _add_common(p, *, synthetic_length=True, out_default="runs"):
     from .tasks import TASK_NAMES
 
     p.add_argument("--task", default="temporal-order", choices=TASK_NAMES,
                    help="task (default temporal-order, which needs no data)")
-    p.add_argument("--length", type=int, default=None,
+    p.add_argument("--length", type=positive_int, default=None,
                    help="sequence length T (default 60 temporal order, 30 adding; for images a "
                         "divisor of 784 or 3072, setting k; ignored by reproduce)")
-    p.add_argument("--pixels-per-step", type=int, default=1,
+    p.add_argument("--pixels-per-step", type=positive_int, default=1,
                    help="image tasks: k pixels per step, length 784/k (default 1)")
     p.add_argument("--markers", default="paper", choices=("paper", "code"),
                    help="temporal order marker intervals: the paper's text or the authors' code")
@@ -59,20 +60,28 @@ def _add_common(p, *, synthetic_length=True):
     p.add_argument("--data-dir", default=None,
                    help="directory with the official data files (image tasks); searched one "
                         "level deep")
-    p.add_argument("--iterations", type=int, default=None, help="SGD steps per run")
-    p.add_argument("--out", default="runs", help="output directory (default ./runs)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialization and data (default 0)")
+    p.add_argument("--iterations", type=positive_int, default=None,
+                   help="SGD steps per run (default: the preset's)")
+    p.add_argument("--out", default=out_default,
+                   help=f"output directory (default {out_default or 'runs/<task>-<length>/<method>'})")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seed of initialization and data (default 0)")
     p.add_argument("--backend", default=None,
                    help="oracle backend (default: numba when installed, else numpy)")
-    p.add_argument("--eval-every", type=int, default=200,
-                   help="evaluate on held-out data every N iterations (default 200)")
-    p.add_argument("--eval-size", type=int, default=1000,
+    p.add_argument("--eval-every", type=positive_int, default=None,
+                   help="evaluate on held-out data every N iterations (default: about 20 "
+                        "evaluations per run, at most every 200 iterations)")
+    p.add_argument("--eval-size", type=nonnegative_int, default=1000,
                    help="held-out samples per evaluation (default 1000; 0 = whole test set)")
-    p.add_argument("--checkpoint-every", type=int, default=1000,
+    p.add_argument("--checkpoint-every", type=positive_int, default=1000,
                    help="write a checkpoint every N iterations (default 1000)")
     p.add_argument("--update", default="local", choices=UPDATES,
                    help="TP/DTP update: local = the paper's Eq. (3), through_time = authors' code")
-    p.add_argument("--hidden", type=int, default=100, help="hidden size p (default 100)")
+    p.add_argument("--hidden", type=positive_int, default=None,
+                   help="hidden size p (default: the preset's, 100)")
+    p.add_argument("--restart", action="store_true",
+                   help="start afresh instead of resuming from a run directory's checkpoint "
+                        "(also the way on from a damaged checkpoint)")
     _add_cell_flags(p)
 
 
@@ -108,40 +117,6 @@ def _common_fields(args):
 
 
 # ----------------------------------------------------------------------------------------------
-# train
-
-
-def _train(args):
-    from .run_io import check_output_dir
-    from .train import RunConfig, train
-
-    fields = _common_fields(args)
-    fields.update(task=args.task, method=args.method, batch_size=args.batch_size,
-                  iterations=args.iterations or 1000, lr=args.lr, momentum=args.momentum,
-                  nesterov=args.nesterov, gamma_h=args.gamma_h, reg=args.reg)
-    if fields["cell"] is None:                  # the paper's cell for the task
-        from .experiments import panel_preset, preset_name
-
-        fields["cell"] = panel_preset(preset_name(args.task, args.length)).cell
-    config = RunConfig(**fields)
-    config.validate()
-    out_dir = args.out
-    check_output_dir(out_dir)
-    task = config.make_task()
-    print(f"tpref train: {config.method} on {config.task} (T={task.length}, {config.cell}), "
-          f"{config.iterations} iterations, backend {config.backend}; results in {out_dir}",
-          flush=True)
-    summary = train(config, out_dir, task=task, resume=not args.restart)
-    from .plotting import plot_comparison
-
-    png = plot_comparison(os.path.dirname(os.path.abspath(out_dir)),
-                          [os.path.basename(os.path.abspath(out_dir))],
-                          path=os.path.join(out_dir, "curves.png"))
-    print(f"status {summary['status']}; metrics {summary['paths']['metrics']}; plot {png}")
-    return 0 if summary["status"] != "interrupted" else 130
-
-
-# ----------------------------------------------------------------------------------------------
 # compare / reproduce
 
 
@@ -152,7 +127,7 @@ def _panel(args, panel, methods, overrides):
     _print_preset_note(panel, overrides.get("cell"))
     if args.seeds:
         return run_panel_seeds(panel, configs, args.out, _seeds(args), workers=args.jobs)
-    return run_panel(panel, configs, args.out, jobs=args.jobs)
+    return run_panel(panel, configs, args.out, jobs=args.jobs, resume=not args.restart)
 
 
 def _print_preset_note(panel, cell):
@@ -236,7 +211,7 @@ def _reproduce(args):
             configs[p][0].make_task()
         for p in panels:
             _print_preset_note(p, args.cell)
-            run_panel(p, configs[p], args.out, jobs=args.jobs)
+            run_panel(p, configs[p], args.out, jobs=args.jobs, resume=not args.restart)
     else:
         from .experiments import panel_report
         from .plotting import plot_comparison
@@ -270,32 +245,27 @@ def _study(args):
 
 def build_parser():
     """The argparse parser of the ``tpref`` command."""
+    from . import __version__
+    from .cli_train import register as register_train
+
     parser = argparse.ArgumentParser(
         prog="tpref", description="Reference engine for BP / TP / DTP training of RNNs.")
+    parser.add_argument("--version", action="version", version=f"tpref {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="train a tiny RNN with BP, TP and DTP on a synthetic batch")
-    demo.add_argument("--iterations", type=int, default=200, help="SGD steps per method (default 200)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of data and initialization")
+    demo.add_argument("--iterations", type=positive_int, default=200,
+                      help="SGD steps per method (default 200)")
+    demo.add_argument("--seed", type=nonnegative_int, default=0,
+                      help="seed of data and initialization")
     demo.set_defaults(func=_demo)
 
-    tr = sub.add_parser("train", help="one training run (every hyperparameter a flag)")
-    _add_common(tr)
-    tr.add_argument("--method", default="tp", choices=METHODS)
-    tr.add_argument("--batch-size", type=int, default=20)
-    tr.add_argument("--lr", type=float, default=0.1, help="gamma_theta (default 0.1)")
-    tr.add_argument("--momentum", type=float, default=0.0)
-    tr.add_argument("--nesterov", action="store_true")
-    tr.add_argument("--gamma-h", type=float, default=None, help="target step gamma_h (TP/DTP)")
-    tr.add_argument("--reg", type=float, default=None, help="regularization r (TP/DTP)")
-    tr.add_argument("--restart", action="store_true",
-                    help="start afresh instead of resuming from the output directory's checkpoint")
-    tr.set_defaults(func=_train)
+    register_train(sub, lambda p: _add_common(p, out_default=None), _common_fields)
 
     cp = sub.add_parser("compare", help="BP vs TP on one task with the paper's hyperparameters")
     _add_common(cp)
     cp.add_argument("--methods", default="bp,tp", help="comma-separated methods (default bp,tp)")
-    cp.add_argument("--jobs", type=int, default=None,
+    cp.add_argument("--jobs", type=positive_int, default=None,
                     help="parallel processes (default: one per method, at most the CPU count; "
                          "with --seeds: Dask workers, default the CPU count)")
     cp.add_argument("--seeds", default=None,
@@ -309,7 +279,8 @@ def build_parser():
     rp.add_argument("figure", choices=("fig3", "fig4", "fig6a", "fig6b"))
     _add_common(rp)
     rp.add_argument("--panels", default=None, help="comma-separated subset of the figure's panels")
-    rp.add_argument("--jobs", type=int, default=None, help="parallel processes per panel")
+    rp.add_argument("--jobs", type=positive_int, default=None,
+                    help="parallel processes per panel")
     rp.add_argument("--seeds", default=None,
                     help="seeds, e.g. 0-4: every run once per seed on Dask (the [sweep] extra)")
     rp.add_argument("--quick", action="store_true",
@@ -345,9 +316,11 @@ def main(argv=None):
         return 2
     from .processes import Interrupted
 
+    created = CreatedDirs(getattr(args, "out", None))
     try:
         return args.func(args)
     except (ValueError, OSError, ImportError) as err:
+        created.remove_empty()                  # a failed command leaves no empty directory
         print(f"tpref {args.command}: error: {err}", file=sys.stderr)
         return 2
     except Interrupted as err:

@@ -15,7 +15,7 @@ import sys
 from .presets import PRESETS
 from .processes import Interrupted, run_in_workers
 from .run_io import check_output_dir
-from .train import RunConfig, train
+from .train import RunConfig, default_eval_every, train
 
 
 def preset_name(task, length=None):
@@ -46,6 +46,8 @@ def panel_configs(panel, methods=("bp", "tp"), **overrides):
     for method in methods:
         fields = preset.run_fields(method)
         fields.update({k: v for k, v in overrides.items() if v is not None})
+        if overrides.get("eval_every") is None:
+            fields["eval_every"] = default_eval_every(fields["iterations"])
         cfg = RunConfig(**fields)
         cfg.validate()
         configs.append(cfg)
@@ -59,19 +61,19 @@ def panel_preset(panel, cell=None):
 
 
 def _run_one(args):
-    config, out_dir, progress = args
-    return train(config, out_dir, progress=progress)
+    config, out_dir, progress, resume = args
+    return train(config, out_dir, progress=progress, resume=resume)
 
 
-def run_panel(panel, configs, out_dir, *, jobs=None, stream=None, plot=True):
+def run_panel(panel, configs, out_dir, *, jobs=None, stream=None, plot=True, resume=True):
     """Train every config of a panel (parallel processes), plot, print a table; return summaries."""
     from .plotting import plot_comparison
 
     stream = stream if stream is not None else sys.stdout
     panel_dir = os.path.join(out_dir, panel)
+    configs[0].make_task()      # fail on missing data before any directory or process
     check_output_dir(panel_dir)
-    configs[0].make_task()      # fail on missing data before any process starts
-    work = [(c, os.path.join(panel_dir, c.method), True) for c in configs]
+    work = [(c, os.path.join(panel_dir, c.method), True, resume) for c in configs]
     jobs = jobs or min(len(work), os.cpu_count() or 1)
     print(f"{panel}: training {', '.join(c.method for c in configs)} for {configs[0].iterations} "
           f"iterations ({jobs} process{'es' if jobs > 1 else ''}); runs in {panel_dir}",
