@@ -190,3 +190,14 @@ def test_newcomer_command_from_the_issue(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.load(open(tmp_path / "runs" / "temporal-order-60" / "tp" / "summary.json"))
     assert summary["status"] == "finished" and summary["iterations_done"] == 2000
+
+
+def test_demo_every_method_learns_and_says_its_step_sizes(capsys):
+    """The demo's DTP loss used to rise: gamma_h 0.1 saturated every unit (step sizes)."""
+    from tpref.demo import run_demo
+
+    curves = run_demo(iterations=60, seed=0)
+    for method, curve in curves.items():
+        assert max(curve[10:]) < curve[0] and curve[-1] < 0.7 * curve[0], method
+    rc, out, _ = run_cli(capsys, ["demo", "--iterations", "3"])
+    assert rc == 0 and "step sizes: bp lr 0.5; tp lr 0.5, gamma_h 0.01, reg 10" in out
