@@ -201,3 +201,19 @@ def test_demo_every_method_learns_and_says_its_step_sizes(capsys):
         assert max(curve[10:]) < curve[0] and curve[-1] < 0.7 * curve[0], method
     rc, out, _ = run_cli(capsys, ["demo", "--iterations", "3"])
     assert rc == 0 and "step sizes: bp lr 0.5; tp lr 0.5, gamma_h 0.01, reg 10" in out
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--configs", "bogus"], "argument --configs: unknown configuration(s) ['bogus']"),
+    (["--configs", "mnist,nope"], "unknown configuration(s) ['nope']"),
+    (["--dtypes", "float16"], "argument --dtypes: unknown dtype(s) ['float16']; choose a "
+                              "comma-separated subset of float32,float64"),
+    (["--repeats", "0"], "argument --repeats: must be a positive integer"),
+])
+def test_bench_refuses_bad_options_before_timing(tmp_path, capsys, monkeypatch, argv, match):
+    import tpref.bench.cli as bench_cli
+
+    monkeypatch.setattr(bench_cli, "gemm_rate", lambda *a: pytest.fail("timing started"))
+    rc, _, err = run_cli(capsys, ["bench", *argv, "--out", str(tmp_path / "b")])
+    assert rc == 2 and match in err
+    assert not os.path.exists(tmp_path / "b")

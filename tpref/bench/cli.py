@@ -22,15 +22,46 @@ def build_parser(parser=None):
     parser = parser or argparse.ArgumentParser(prog="tpref bench", description=DESCRIPTION)
     parser.add_argument("--quick", action="store_true",
                         help="few repeats, float32 sweep only, no numpy reference on long T")
-    parser.add_argument("--configs", default=",".join(CONFIGS),
+    parser.add_argument("--configs", default=",".join(CONFIGS), type=_config_list,
                         help=f"comma-separated subset of {','.join(CONFIGS)}")
-    parser.add_argument("--dtypes", default="float32,float64")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per backend")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dtypes", default="float32,float64", type=_dtype_list,
+                        help="comma-separated subset of float32,float64")
+    parser.add_argument("--repeats", type=_positive_int, default=None,
+                        help="timed repetitions per backend")
+    parser.add_argument("--threads", type=_positive_int, default=1)
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--out", default="bench_results", help="folder for JSON and the plot")
     return parser
+
+
+def _names(text, allowed, what):
+    """argparse type: a comma-separated subset of ``allowed``, checked before any timing."""
+    names = [s for s in text.split(",") if s]
+    bad = [s for s in names if s not in allowed]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown {what} {bad or text!r}; choose a "
+                                         f"comma-separated subset of {','.join(allowed)}")
+    return ",".join(names)
+
+
+def _config_list(text):
+    return _names(text, tuple(CONFIGS), "configuration(s)")
+
+
+def _dtype_list(text):
+    # the oracles compute in float32 or float64 (numba has no float16 kernels)
+    return _names(text, ("float32", "float64"), "dtype(s)")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def run(args, log=print):
