@@ -423,33 +423,22 @@ def _tp_backward(P, W_hh, hidden, x, mu, keep, s, sigmoid, lo, hi, flush, throug
             h = hidden[t].reshape(n)
             m = mu[t if keep else t & 1].reshape(n)
             d = delta[t - t_lo].reshape(n)
-            # z_t (it feeds the product) and delta_t in one loop over h_t, mu_t; branches
-            # hoisted out of the element loops, each loop touching <= 4 arrays, so each vectorizes
-            if through_time:                              # g_t = -mu_t + delta_{t+1} W_hh
-                if sigmoid:
-                    for i in range(n):
-                        hv, mv = h[i], m[i]
-                        v = min(max(hv, lo), hi)
-                        z[i] = (one / (v * (one - v))) * mv
-                        d[i] = (-mv + g[i]) * (hv * (one - hv))   # delta_t = g_t a'(u_t)
-                else:
-                    for i in range(n):
-                        hv, mv = h[i], m[i]
-                        v = min(max(hv, lo), hi)
-                        z[i] = (one / (one - v * v)) * mv
-                        d[i] = (-mv + g[i]) * (one - hv * hv)
-            elif sigmoid:                                 # g_t = -mu_t (h_{t-1} held fixed)
+            # z_t (it feeds the product) and delta_t in one loop over h_t, mu_t, with
+            # g_t = -mu_t + delta_{t+1} W_hh: g stays 0 for update="local" (h_{t-1} held
+            # fixed), where -mu_t + 0 is -mu_t (up to the sign of a zero). The activation's
+            # branch is hoisted out of the element loop, so each loop vectorizes.
+            if sigmoid:
                 for i in range(n):
                     hv, mv = h[i], m[i]
                     v = min(max(hv, lo), hi)
                     z[i] = (one / (v * (one - v))) * mv
-                    d[i] = -mv * (hv * (one - hv))
+                    d[i] = (-mv + g[i]) * (hv * (one - hv))   # delta_t = g_t a'(u_t)
             else:
                 for i in range(n):
                     hv, mv = h[i], m[i]
                     v = min(max(hv, lo), hi)
                     z[i] = (one / (one - v * v)) * mv
-                    d[i] = -mv * (one - hv * hv)
+                    d[i] = (-mv + g[i]) * (one - hv * hv)
             if keep and s != one:                         # output lam_t = s mu_t (exact)
                 for i in range(n):
                     m[i] = s * m[i]
