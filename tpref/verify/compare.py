@@ -14,11 +14,13 @@ any subset of them. The reference is an ``OracleResult`` (it carries the call th
 ``tpref.verify.tolerance`` (one policy, documented there).
 """
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
+from ..oracle import NonFiniteResultWarning
 from . import tolerance as _tol
 
 #: Quantities a candidate may hold, in the order the computation produces them.
@@ -81,21 +83,28 @@ class Reference:
         params = {n: np.asarray(a).astype(dtype) for n, a in params.items()}
         y = y.astype(dtype) if y.dtype.kind == "f" else y
         options = dict(self.options, backend="numpy")
-        return values_of(tpref.oracle(self.method, params, x.astype(dtype), y, **options))
+        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore", NonFiniteResultWarning)
+            return values_of(tpref.oracle(self.method, params, x.astype(dtype), y, **options))
 
     def values(self):
         """tpref's float64 quantities of this call (the reference)."""
         return self._values
 
-    def noise(self):
-        """tpref's own float32 runs (exact and perturbed inputs) whose error against float64
-        measures a correct float32 implementation's; [] if they fail (float32 Cholesky)."""
+    def noise(self, dtype):
+        """tpref's own runs in ``dtype`` whose errors against float64 measure a correct
+        ``dtype`` implementation's: float32 on the exact and on perturbed inputs, float64 on
+        perturbed inputs (``tpref.verify.tolerance``); [] if a run fails (float32 Cholesky)."""
+        dtype = np.dtype(dtype)
         if self._noise is None:
+            self._noise = {}
+        if dtype not in self._noise:
             try:
-                self._noise = [self._run(np.float32), self._run(np.float32, perturbed=True)]
+                runs = [] if dtype == np.float64 else [self._run(dtype)]
+                self._noise[dtype] = runs + [self._run(dtype, perturbed=True)]
             except (np.linalg.LinAlgError, FloatingPointError, ValueError):
-                self._noise = []
-        return self._noise
+                self._noise[dtype] = []
+        return self._noise[dtype]
 
     def rerun(self, params=None, **options):
         """tpref's float64 run of this call with some params or options changed (a dict)."""
@@ -432,7 +441,8 @@ def _checks_of(quantity, name, cand, ref, tol, steps):
     for step, c, r, tl in pieces:
         c, r, tl = np.atleast_1d(c), np.atleast_1d(r), np.broadcast_to(np.atleast_1d(tl), np.shape(np.atleast_1d(r)))
         err = np.where(np.isfinite(c), np.abs(c - r), np.inf)
-        ratio = np.where(err == 0, 0.0, err / np.maximum(tl, 1e-300))
+        with np.errstate(invalid="ignore"):            # inf / inf where tpref's own run overflows
+            ratio = np.where((err == 0) | ~np.isfinite(tl), 0.0, err / np.maximum(tl, 1e-300))
         i = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
         out.append(Check(quantity=quantity, name=name, step=step,
                          error=float(err.max()) if err.size else 0.0,
@@ -484,23 +494,31 @@ def compare(candidate, reference, *, dtype=None):
     truth = ref.values()
     cand = _check_candidate(candidate, truth, ref)
     dtype = _dtype_of(candidate, dtype)
-    noise = ref.noise()
-    if not noise and dtype == np.float32:
-        raise ValueError("tpref's own float32 run of this call fails (the regularized inverse "
-                         "cannot be factored in float32): a float32 implementation cannot be "
-                         "checked on it; use float64")
+    noise = ref.noise(dtype)
+    if not noise:
+        raise ValueError(f"tpref's own {dtype} runs of this call fail (the regularized inverse "
+                         f"cannot be factored in {dtype}): a {dtype} implementation cannot be "
+                         f"checked on it" + ("; use float64" if dtype == np.float32 else ""))
     T = truth["hidden"].shape[0] - 1
     start = float(np.abs(truth["displacements"][T]).max()) if "displacements" in truth else 0.0
     checks = []
     order = [("hidden", range(0, T + 1)), ("loss", None),
              ("displacements", range(T, -1, -1)), ("targets", range(T, -1, -1))]
     tols = {}
+    extra = None
+    if ref.method == "dtp" and ("displacements" in cand or "targets" in cand):
+        o = ref.options
+        extra = _tol.difference_noise(ref.params, np.asarray(ref.x, np.float64),
+                                      truth["hidden"], truth["displacements"], reg=o["reg"],
+                                      activation=o.get("activation", "tanh"),
+                                      clip_eps=o.get("clip_eps", 1e-3), dtype=dtype)
     for q, steps in order:
         if q not in cand:
             continue
         tol = _tol.tolerance(truth[q], [run[q] for run in noise], dtype,
                              stepped=steps is not None,
-                             start_scale=start if q != "hidden" else 0.0)
+                             start_scale=start if q != "hidden" else 0.0,
+                             extra=extra if q in ("displacements", "targets") else None)
         tols[q] = tol
         checks.extend(_checks_of(q, None, cand[q], truth[q], tol, steps))
     if "direction" in cand:
@@ -516,6 +534,12 @@ def compare(candidate, reference, *, dtype=None):
         from .diagnose import diagnose
         operation, hints = diagnose(first, cand, ref, tols, dtype)
         first = Divergence(first.quantity, first.name, first.step, first, operation)
+    unchecked = [q for q, t in tols.items() if q != "direction" and not np.all(np.isfinite(t))]
+    unchecked += [f"direction[{n}]" for n, t in tols.get("direction", {}).items()
+                  if not np.all(np.isfinite(t))]
+    if unchecked:
+        hints.append(f"tpref's own {np.dtype(dtype)} run overflows in {', '.join(unchecked)}: "
+                     f"entries whose tolerance is infinite are not checked; compare in float64")
     info = {"method": ref.method, "cell": ref.cell,
             **{k: v for k, v in ref.options.items() if k != "backend"}}
     if ref.name:

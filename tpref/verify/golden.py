@@ -5,7 +5,7 @@
 
     x, y, params/<name>                            the inputs (float64)
     f64/<quantity>, f32/<quantity>                 tpref's outputs in float64 and float32
-    f32p/<quantity>                                float32 on inputs moved by 2 eps (noise run)
+    f32p/<quantity>, f64p/<quantity>               on inputs moved by 2 eps (the noise runs)
     tol64/<quantity>, tol32/<quantity>             the tolerances a candidate of that dtype gets
 
 where <quantity> is ``loss``, ``output``, ``hidden``, ``displacements``, ``targets`` (TP/DTP)
@@ -39,7 +39,7 @@ from .casebook import cases as _cases
 from .compare import QUANTITIES, Reference, compare, values_of
 
 FORMAT = "tpref-golden"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 
 CONVENTIONS = {
@@ -124,13 +124,14 @@ def write_golden(out, cell="all", log=None):
         for method in dict.fromkeys((case.method, "bp")):
             name = f"{case.name}/{method}"
             r64 = values_of(case.oracle(method))
-            noise = Reference(method, case.params, case.x, case.y, case.kwargs, r64).noise()
+            ref = Reference(method, case.params, case.x, case.y, case.kwargs, r64)
+            (f32, f32p), (f64p,) = ref.noise(np.float32), ref.noise(np.float64)
             data = {"x": case.x, "y": case.y,
                     **{f"params/{n}": a for n, a in case.params.items()},
-                    **_flatten("f64", r64), **_flatten("f32", noise[0]),
-                    **_flatten("f32p", noise[1])}
+                    **_flatten("f64", r64), **_flatten("f32", f32), **_flatten("f32p", f32p),
+                    **_flatten("f64p", f64p)}
             for dt, tag in ((np.float32, "tol32"), (np.float64, "tol64")):
-                data.update(_flatten(tag, _tolerances(r64, noise, dt)))
+                data.update(_flatten(tag, _tolerances(r64, ref.noise(dt), dt)))
             fname = f"{case.name}__{method}.npz"
             path = os.path.join(out, fname)
             np.savez_compressed(path, **data)
@@ -182,10 +183,13 @@ class GoldenCase:
     f64: dict
     f32: dict
     f32p: dict
+    f64p: dict
 
     def to_reference(self):
+        noise = {np.dtype(np.float32): [self.f32, self.f32p],
+                 np.dtype(np.float64): [self.f64p]}
         return Reference(self.method, self.params, self.x, self.y, self.options, self.f64,
-                         noise=[self.f32, self.f32p], name=self.name)
+                         noise=noise, name=self.name)
 
 
 def load_golden(directory):
@@ -228,7 +232,8 @@ def load_golden(directory):
         out.append(GoldenCase(name=entry["name"], method=entry["method"],
                               options=dict(entry["options"]), params=params, x=data["x"],
                               y=data["y"], f64=_unflatten("f64", data),
-                              f32=_unflatten("f32", data), f32p=_unflatten("f32p", data)))
+                              f32=_unflatten("f32", data), f32p=_unflatten("f32p", data),
+                              f64p=_unflatten("f64p", data)))
     if not out:
         raise GoldenFileError(f"{path} lists no cases")
     return out
