@@ -22,7 +22,7 @@ import mpmath as mp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fit_tanh import fit, print_constants  # noqa: E402
+from fit_tanh import fit, odd_fit, print_constants  # noqa: E402
 
 mp.mp.dps = 50
 S_MAX = mp.mpf(2) / 7 + mp.mpf("1e-5")
@@ -30,19 +30,7 @@ S_MAX = mp.mpf(2) / 7 + mp.mpf("1e-5")
 
 def atanh_fit():
     """(target, weight, lo, hi, value) for R, in z = s^2."""
-    def g(z):
-        s = mp.sqrt(z)
-        return mp.mpf(1) / 3 + z / 5 if z < mp.mpf("1e-20") else (mp.atanh(s) - s) / s ** 3
-
-    def w(z):
-        s = mp.sqrt(z)
-        return mp.mpf(0) if z == 0 else s ** 3 / mp.atanh(s)
-
-    def rel(c, z):
-        s = mp.sqrt(z)
-        return (s + s ** 3 * mp.polyval(c[::-1], z)) / mp.atanh(s) - 1
-
-    return g, w, mp.mpf(0), S_MAX ** 2, rel
+    return odd_fit(mp.atanh, lambda z: mp.mpf(1) / 3 + z / 5, S_MAX ** 2)
 
 
 def main():

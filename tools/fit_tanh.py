@@ -51,21 +51,27 @@ def expm1_fit():
     return g, w, -H / 64 - mp.mpf("1e-5"), H * 63 / 64 + mp.mpf("1e-5"), rel
 
 
-def tanh_small_fit(xmax=mp.mpf("0.64")):
-    """(target, weight, lo, hi, value) for T, in z = x^2."""
-    def g(z):                        # (tanh(x) - x) / x^3
+def odd_fit(f, series, hi):
+    """(target, weight, lo, hi, value) for R in f(x) = x + x^3 R(x^2), in z = x^2 on [0, hi]:
+    minimax for the relative error of f (weight x^3 / f(x)); ``series(z)`` is R near 0."""
+    def g(z):                        # (f(x) - x) / x^3
         x = mp.sqrt(z)
-        return -mp.mpf(1) / 3 + 2 * z / 15 if z < mp.mpf("1e-20") else (mp.tanh(x) - x) / x ** 3
+        return series(z) if z < mp.mpf("1e-20") else (f(x) - x) / x ** 3
 
     def w(z):
         x = mp.sqrt(z)
-        return mp.mpf(0) if z == 0 else x ** 3 / mp.tanh(x)
+        return mp.mpf(0) if z == 0 else x ** 3 / f(x)
 
     def rel(c, z):
         x = mp.sqrt(z)
-        return (x + x ** 3 * mp.polyval(c[::-1], z)) / mp.tanh(x) - 1
+        return (x + x ** 3 * mp.polyval(c[::-1], z)) / f(x) - 1
 
-    return g, w, mp.mpf(0), xmax ** 2, rel
+    return g, w, mp.mpf(0), hi, rel
+
+
+def tanh_small_fit(xmax=mp.mpf("0.64")):
+    """(target, weight, lo, hi, value) for T, in z = x^2."""
+    return odd_fit(mp.tanh, lambda z: -mp.mpf(1) / 3 + 2 * z / 15, xmax ** 2)
 
 
 def remez(g, w, lo, hi, deg, fixed=(), iters=20, grid=2000):
