@@ -52,9 +52,11 @@ def run_case(case, method, *, cell="rnn", dtype="float64", bugs=()):
     xs, ys = ad.inputs(x, y)
     # the truth for the user's exact parameters (float32 values read back), in float64
     params64 = {n: a.astype(np.float64) for n, a in ad.params.items()}
+    options = dict(case.kwargs, backend="numpy")
+    if cell == "gru":
+        options["gru_inverse"] = "per_gate"          # the scheme the user's GRU TP implements
     ref = tpref.oracle(method, params64, xs.astype(np.float64),
-                       ys.astype(np.float64) if ys.dtype.kind == "f" else ys,
-                       **dict(case.kwargs, backend="numpy"))
+                       ys.astype(np.float64) if ys.dtype.kind == "f" else ys, **options)
     direction = model
     if "bias_grad_sum" in bugs:                   # the b_h direction built by hand, summed
         direction = dict(ad.direction())
