@@ -6,6 +6,8 @@ Parameters are a dict of arrays under tpref's names (the plain-array path needs 
 names); x (T, B, d). Import only where JAX is installed; float64 needs ``jax_enable_x64``.
 """
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 
@@ -18,7 +20,19 @@ def _act(activation, u):
 
 def tp(params, x, y, *, loss, gamma_h, reg, update="local", activation="tanh", clip_eps=1e-3,
        bugs=()):
-    """Loss, hidden (T+1, B, p), displacements (T+1, B, p), direction (tpref's names)."""
+    """Loss, hidden (T+1, B, p), displacements (T+1, B, p), direction (tpref's names).
+
+    Compiled with ``jax.jit`` (the options are static; one compilation per shape and options;
+    the planted bug is a traced flag, so it reuses the correct run's compilation).
+    """
+    assert not set(bugs) - set(BUGS), bugs
+    return _tp(params, jnp.asarray(x), jnp.asarray(y), loss=loss, gamma_h=float(gamma_h),
+               reg=float(reg), update=update, activation=activation, clip_eps=float(clip_eps),
+               no_clip=jnp.asarray("no_clip" in bugs))
+
+
+@partial(jax.jit, static_argnames=("loss", "gamma_h", "reg", "update", "activation", "clip_eps"))
+def _tp(params, x, y, no_clip, *, loss, gamma_h, reg, update, activation, clip_eps):
     params = {k: jnp.asarray(v) for k, v in params.items()}
     x = jnp.asarray(x)
     T, B, _ = x.shape
@@ -49,7 +63,7 @@ def tp(params, x, y, *, loss, gamma_h, reg, update="local", activation="tanh", c
     M = W.T @ W + reg * jnp.eye(p, dtype=W.dtype)
     lo, hi = (-1 + clip_eps, 1 - clip_eps) if activation == "tanh" else (clip_eps, 1 - clip_eps)
     for t in range(T, 0, -1):                                        # Eq. (2)
-        a = hs[t] if "no_clip" in bugs else jnp.clip(hs[t], lo, hi)
+        a = jnp.where(no_clip, hs[t], jnp.clip(hs[t], lo, hi))      # the bug: a traced flag
         z = lam[t] / (1 - a * a) if activation == "tanh" else lam[t] / (a * (1 - a))
         lam[t - 1] = jnp.linalg.solve(M, (z @ W).T).T
 
