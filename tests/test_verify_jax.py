@@ -59,3 +59,53 @@ def test_jax_missing_clip_is_caught_where_units_saturate():
         assert (f.quantity, f.step) == ("displacements", t_star - 1), str(report)
         caught.append(case.name)
     assert caught
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    """The simple RNN's golden files, as a JAX user downloads them."""
+    out = tmp_path_factory.mktemp("golden")
+    verify.write_golden(str(out), cell="rnn")
+    return out
+
+
+def golden_candidate(golden, bugs=()):
+    """The JAX TP run on every TP golden case, from the files alone, as candidate keys."""
+    flat = {}
+    for g in verify.load_golden(str(golden)):
+        if g.method != "tp":
+            continue
+        out = planted_jax.tp(g.params, g.x, g.y, bugs=bugs,
+                             **{k: g.options[k] for k in OPTIONS if k in g.options})
+        flat[f"{g.name}/loss"] = np.asarray(out["loss"])
+        for q in ("hidden", "displacements"):
+            flat[f"{g.name}/{q}"] = np.asarray(out[q])
+        for n, a in out["direction"].items():
+            flat[f"{g.name}/direction/{n}"] = np.asarray(a)
+    return flat
+
+
+def test_jax_tp_through_the_golden_files(golden, tmp_path):
+    """The JAX user needs no tpref port: a candidate .npz checked by `tpref verify`. Correct:
+    exit 0. With the clip forgotten: exit 1, and the report puts the saturated case's fault at
+    lam_{t*-1}."""
+    import subprocess
+    import sys
+
+    good = tmp_path / "good.npz"
+    np.savez(good, **golden_candidate(golden))
+    report = verify.verify_golden(str(golden), str(good))
+    assert report.ok and report.reports, str(report)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **golden_candidate(golden, bugs=("no_clip",)))
+    run = subprocess.run([sys.executable, "-m", "tpref", "verify", "--golden", str(golden),
+                          "--candidate", str(bad)], capture_output=True, text=True)
+    assert run.returncode == 1, run.stdout + run.stderr
+    report = verify.verify_golden(str(golden), str(bad))
+    saturated = report.reports["rnn-saturated/tp"]
+    g = next(g for g in verify.load_golden(str(golden)) if g.name == "rnn-saturated/tp")
+    h = g.f64["hidden"][1:]
+    t_star = int(np.flatnonzero((np.abs(h) > 1 - 1e-3).reshape(len(h), -1).any(axis=1)).max()) + 1
+    f = saturated.first_divergence
+    assert (f.quantity, f.step) == ("displacements", t_star - 1), str(saturated)
+    assert f"displacements[t={t_star - 1}]" in run.stdout
