@@ -160,3 +160,16 @@ def test_plain_array_path_imports_no_framework():
     code = ("import sys, tpref.verify.adapter; "
             "assert 'torch' not in sys.modules and 'jax' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_oracle_says_when_x_looks_batch_first(cell):
+    """Batch-first x given to tpref.oracle used to fail on y's shape; now the error names x's
+    layout (B != T; when B == T no shape can tell, hence the adapters' explicit batch_first)."""
+    init = tpref.init_rnn if cell == "rnn" else tpref.init_gru
+    params = init(3, 4, 2, seed=0)
+    x = np.zeros((5, 7, 3))                                    # (B, T, d) with B = 5
+    with pytest.raises(ValueError, match=r"x looks batch-first \(B, T, d\)"):
+        tpref.oracle("bp", params, x, np.zeros(5, dtype=int), loss="cross_entropy", cell=cell)
+    tpref.oracle("bp", params, np.swapaxes(x, 0, 1), np.zeros(5, dtype=int),
+                 loss="cross_entropy", cell=cell)

@@ -15,7 +15,7 @@ import numpy as np
 from .config import CELLS, CLIP_EPS, GRU_INVERSES
 from .deferred import Deferred, freeze
 from .validation import (check_choice, check_gru_params, check_inputs, check_options_fit_dtype,
-                         check_oracle_options, check_rnn_params, check_targets)
+                         check_oracle_options, check_rnn_params, check_targets, check_time_major)
 
 
 class NonFiniteResultWarning(RuntimeWarning):
@@ -245,6 +245,7 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
     dtype, d, p, k = check_rnn_params(params)
     check_options_fit_dtype(dtype, gamma_h, reg, clip_eps)
     x = check_inputs(x, d, dtype)
+    check_time_major(x, y)
     y = check_targets(y, loss, x.shape[1], k, dtype)
     if backend == "numpy":
         from .methods.reference import rnn_oracle
@@ -270,6 +271,7 @@ def _gru_oracle(call, method, params, x, y, *, loss, gamma_h, reg, update, activ
     dtype, d, p, k = check_gru_params(params)
     check_options_fit_dtype(dtype, gamma_h, reg, eps)
     x = check_inputs(x, d, dtype)
+    check_time_major(x, y)
     y = check_targets(y, loss, x.shape[1], k, dtype)
     if backend == "numpy":
         from .methods.reference_gru import gru_oracle

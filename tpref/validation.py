@@ -138,6 +138,19 @@ def _cast_finite(name, a, dtype):
     return out
 
 
+def check_time_major(x, y):
+    """Raise ValueError when x looks batch-first: y's B samples match x's axis 0, not axis 1.
+
+    (When B == T no shape can tell; tpref.verify's adapters take an explicit batch_first.)
+    """
+    B = np.shape(y)[0] if np.ndim(y) >= 1 else None
+    if B is not None and x.shape[1] != B and x.shape[0] == B:
+        raise ValueError(f"x has shape {x.shape} and y has B = {B} samples: x's axis 0, not its "
+                         f"axis 1, has B entries, so x looks batch-first (B, T, d); tpref's x is "
+                         f"time-major (T, B, d), PyTorch's batch_first=False: pass "
+                         f"np.swapaxes(x, 0, 1)")
+
+
 def check_targets(y, loss, B, k, dtype):
     """Validate y: (B,) integer labels in [0, k) for cross_entropy, (B, k) floats for mse."""
     if not isinstance(y, np.ndarray):
