@@ -125,3 +125,25 @@ def test_gru_convention_swap_is_named():
     first = report.first_divergence
     assert (first.quantity, first.step) == ("hidden", t)
     assert "authors' GRU convention" in first.operation
+
+
+def test_literal_eq3_in_float32_is_explained():
+    """Eq. (3) as 1/2 ||tanh(u_t) - v_t||^2 in float32, v_t = h_t + lam_t rounded: at a small
+    gamma_h the direction is lost to cancellation, and the report says why."""
+    case = CASES["rnn-reg-large-decay"]
+    kw = dict(case.kwargs, gamma_h=1e-6, backend="numpy")
+    ref = tpref.oracle("tp", case.params, case.x, case.y, **kw)
+    c = case.astype(np.float32)
+    mine = tpref.oracle("tp", c.params, c.x, c.y, **kw)
+    h = np.array(mine.hidden)
+    v = (h + np.array(mine.displacements)).astype(np.float32)          # targets, rounded
+    lam = v - h                                                         # cancellation
+    direction = {}
+    for t in range(1, h.shape[0]):
+        for n, g in steps.direction_step(c.params, c.x[t - 1], h[t - 1], lam[t]).items():
+            direction[n] = direction.get(n, 0) + g
+    report = compare({"direction": direction}, ref)
+    assert not report.ok
+    assert any("cancellation" in hint and "displacement form" in hint for hint in report.hints)
+    report = compare({"direction": {"W_hy": 2 * np.array(mine.direction["W_hy"])}}, ref)
+    assert "output layer" in report.first_divergence.operation

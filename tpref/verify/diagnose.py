@@ -141,6 +141,7 @@ def signatures(first, cand, ref, tols, dtype):
                              f"is taken the wrong way round (tpref: delta^T h_{{t-1}}, shape "
                              f"(out, in) as torch's weights)")
         hints.extend(_other_update(cand, ref, tols))
+        hints.extend(_literal_eq3(first, cand, ref, tols, dtype))
     if q in ("hidden", "displacements", "targets"):
         hints.extend(_transposed_run(q, cand, ref, tols))
         bad = ~np.isfinite(cand[q][first.step])
@@ -151,6 +152,22 @@ def signatures(first, cand, ref, tols, dtype):
                             "{0, 1} (sigmoid) overflows; is the clip pi onto the "
                             "activation's image shrunk by clip_eps missing?"))
     return hints
+
+
+def _literal_eq3(first, cand, ref, tols, dtype):
+    """In float32, Eq. (3) written as 1/2 ||a(u_t) - v_t||^2 forms h_t - v_t by cancellation."""
+    truth = ref.values()
+    if ref.method == "bp" or first.name in ("W_hy", "b_y") or "displacements" not in truth:
+        return []
+    lam = float(np.abs(truth["displacements"][1:]).max())      # the largest terms of Eq. 3
+    lost = np.finfo(dtype).eps * float(np.abs(truth["hidden"]).max()) / max(lam, 1e-300)
+    if lost < 1e-3:
+        return []
+    return [f"in {np.dtype(dtype)}, h_t - v_t is at most {lam:.2g} where |h_t| is up to "
+            f"{np.abs(truth['hidden']).max():.2g}: Eq. (3) written literally as "
+            f"1/2 ||a(u_t) - v_t||^2 loses ~{min(lost, 1.0):.0%} of the direction to "
+            f"cancellation; use the displacement form, the gradient of -<f_t(h_{{t-1}}), "
+            f"lam_t> with lam_t = v_t - h_t kept apart (docs/verifying.md)"]
 
 
 def _other_update(cand, ref, tols):
@@ -377,10 +394,20 @@ def _direction_from(ref, hidden, lam, update):
 
 def _locate_direction(name, cand, ref, tols):
     truth = ref.values()
-    if ref.method == "bp" or name in ("W_hy", "b_y"):
-        return (f"the direction of {name} is the plain loss gradient"
-                + (" (back-propagation through time)" if ref.method == "bp" else "")
-                + "; compare 'hidden' and 'loss' too to see whether its inputs are right")
+    if name in ("W_hy", "b_y"):
+        h_T = cand.get("hidden", truth["hidden"])[-1]
+        out = h_T @ ref.params["W_hy"].T + ref.params["b_y"]
+        _, d_out = loss_and_grad(ref.options["loss"], out, ref.y)       # (B, k)
+        grad = {"W_hy": d_out.T @ h_T, "b_y": d_out.sum(axis=0)}[name]
+        own = "your own" if "hidden" in cand else "tpref's"
+        if _within(grad, cand["direction"][name], tols["direction"][name]):
+            return (f"the loss gradient of {name} from {own} h_T reproduces yours: the fault "
+                    f"is in h_T")
+        return (f"the gradient of the batch-mean loss for {name} from {own} h_T does not "
+                f"reproduce yours: the fault is in the output layer's gradient")
+    if ref.method == "bp":
+        return (f"the direction of {name} is the gradient by back-propagation through time; "
+                f"compare 'hidden' and 'loss' too to see whether its inputs are right")
     lam, hidden = _lam(cand, truth)
     if lam is None:
         return (f"pass 'hidden' and 'displacements' (or 'targets') too, so that Eq. (3) can be "
