@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from ..cli_support import positive_int
 from .configs import CONFIGS
 from .measure import bench_config, derived, sweep
 from .peers import set_threads, torch_or_none
@@ -26,9 +27,9 @@ def build_parser(parser=None):
                         help=f"comma-separated subset of {','.join(CONFIGS)}")
     parser.add_argument("--dtypes", default="float32,float64", type=_dtype_list,
                         help="comma-separated subset of float32,float64")
-    parser.add_argument("--repeats", type=_positive_int, default=None,
+    parser.add_argument("--repeats", type=positive_int, default=None,
                         help="timed repetitions per backend")
-    parser.add_argument("--threads", type=_positive_int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--out", default="bench_results", help="folder for JSON and the plot")
@@ -52,16 +53,6 @@ def _config_list(text):
 def _dtype_list(text):
     # the oracles compute in float32 or float64 (numba has no float16 kernels)
     return _names(text, ("float32", "float64"), "dtype(s)")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def run(args, log=print):
