@@ -173,7 +173,7 @@ def test_short_runs_are_evaluated_often_and_progress_counts_evaluation(tmp_path,
                                   "--out", out])
     assert rc == 0, err
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
-    assert len(rows) > 3 and rows[1]["iteration"] == 20
+    assert len(rows) > 3 and rows[1]["iteration"] == 40
     assert "train nan" not in err
     assert all(r["elapsed_seconds"] >= r["wall_seconds"] for r in rows)
     summary = json.load(open(os.path.join(out, "summary.json")))
@@ -217,3 +217,11 @@ def test_bench_refuses_bad_options_before_timing(tmp_path, capsys, monkeypatch, 
     rc, _, err = run_cli(capsys, ["bench", *argv, "--out", str(tmp_path / "b")])
     assert rc == 2 and match in err
     assert not os.path.exists(tmp_path / "b")
+
+
+def test_plot_only_names_a_truncated_summary(tmp_path, capsys):
+    run = tmp_path / "temporal-order-60" / "bp"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text('{"status": "fini')
+    rc, _, err = run_cli(capsys, ["reproduce", "fig3", "--plot-only", "--out", str(tmp_path)])
+    assert rc == 2 and f"{run / 'summary.json'} is not valid JSON" in err

@@ -69,7 +69,7 @@ def _add_common(p, *, synthetic_length=True, out_default="runs"):
     p.add_argument("--backend", default=None,
                    help="oracle backend (default: numba when installed, else numpy)")
     p.add_argument("--eval-every", type=positive_int, default=None,
-                   help="evaluate on held-out data every N iterations (default: about 20 "
+                   help="evaluate on held-out data every N iterations (default: about 10 "
                         "evaluations per run, at most every 200 iterations)")
     p.add_argument("--eval-size", type=nonnegative_int, default=1000,
                    help="held-out samples per evaluation (default 1000; 0 = whole test set)")

@@ -8,13 +8,12 @@ Directory layout of a comparison: ``<out>/<panel>/<method>/`` (one run each, see
 :mod:`tpref.train`), ``<out>/<panel>/compare.png`` and ``<out>/<panel>/table.md``.
 """
 
-import json
 import os
 import sys
 
 from .presets import PRESETS
 from .processes import Interrupted, run_in_workers
-from .run_io import check_output_dir
+from .run_io import check_output_dir, read_json
 from .train import RunConfig, default_eval_every, train
 
 
@@ -136,10 +135,8 @@ def panel_report(panel_dir, methods):
     for m in methods:
         d = os.path.join(panel_dir, m)
         if os.path.exists(os.path.join(d, "summary.json")):
-            with open(os.path.join(d, "summary.json")) as f:
-                summaries.append(json.load(f))
-            with open(os.path.join(d, "config.json")) as f:
-                configs.append(RunConfig(**json.load(f)["run"]))
+            summaries.append(read_json(os.path.join(d, "summary.json")))
+            configs.append(RunConfig(**read_json(os.path.join(d, "config.json"), "run")))
     if not summaries:
         return None
     return format_table(os.path.basename(os.path.normpath(panel_dir)), summaries, configs)

@@ -104,12 +104,19 @@ def check_checkpoint_params(path, saved, params):
                                f"expected {value.shape}; {_WAY_ON}")
 
 
-def _read_saved_config(path):
+def read_json(path, key=None):
+    """The JSON object in ``path`` (its ``key`` entry if given); RunFileError naming the file
+    when it is truncated or not what a run writes."""
     try:
         with open(path) as f:
-            return json.load(f)["run"]
+            obj = json.load(f)
+        return obj if key is None else obj[key]
     except (ValueError, KeyError, TypeError) as err:
         raise RunFileError(f"{path} is not valid JSON of a tpref run ({err}); {_WAY_ON}") from err
+
+
+def _read_saved_config(path):
+    return read_json(path, "run")
 
 
 #: RunConfig fields a resumed run may change: they set how often it logs, not what it computes.

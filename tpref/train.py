@@ -50,13 +50,13 @@ __all__ = ["RunConfig", "train", "evaluate", "default_backend", "Progress", "che
 
 #: Evaluations a run gets by default: every ``iterations // DEFAULT_EVALUATIONS`` iterations,
 #: at most every ``MAX_EVAL_EVERY`` (the paper's 40 000-iteration runs: every 200).
-DEFAULT_EVALUATIONS = 20
+DEFAULT_EVALUATIONS = 10
 MAX_EVAL_EVERY = 200
 
 
 def default_eval_every(iterations):
     """Evaluation cadence of a run of ``iterations`` steps: about DEFAULT_EVALUATIONS
-    evaluations, never rarer than every MAX_EVAL_EVERY iterations (a 400-step run: every 20)."""
+    evaluations, never rarer than every MAX_EVAL_EVERY iterations (a 400-step run: every 40)."""
     return max(1, min(MAX_EVAL_EVERY, iterations // DEFAULT_EVALUATIONS))
 
 
