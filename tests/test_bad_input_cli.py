@@ -225,3 +225,15 @@ def test_plot_only_names_a_truncated_summary(tmp_path, capsys):
     (run / "summary.json").write_text('{"status": "fini')
     rc, _, err = run_cli(capsys, ["reproduce", "fig3", "--plot-only", "--out", str(tmp_path)])
     assert rc == 2 and f"{run / 'summary.json'} is not valid JSON" in err
+
+
+def test_a_run_that_fails_after_creating_its_directory_removes_it(tmp_path, capsys, monkeypatch):
+    import tpref.train as train_module
+
+    def refuse(*args, **kwargs):
+        raise ValueError("refused for the test")
+    monkeypatch.setattr(train_module, "train", refuse)
+    out = tmp_path / "new" / "run"
+    rc, _, err = run_cli(capsys, ["train", *TINY, "--iterations", "5", "--out", str(out)])
+    assert rc == 2 and "refused for the test" in err
+    assert not os.path.exists(tmp_path / "new")

@@ -9,7 +9,7 @@ The run goes into its own directory, ``runs/<task>-<length>/<method>`` unless ``
 import argparse
 import os
 
-from .cli_support import default_run_dir, positive_int
+from .cli_support import CreatedDirs, default_run_dir, positive_int
 from .config import METHODS
 
 #: Hyperparameter flags a preset provides: RunConfig field -> flag.
@@ -90,17 +90,27 @@ def train_config(args, common_fields):
 
 def run_train(args):
     """The ``train`` command."""
-    from .plotting import plot_comparison
     from .run_io import check_output_dir
-    from .train import train
 
     config, preset = train_config(args, args.common_fields(args))
     if preset.note:
         print(f"note: {preset.note}", flush=True)
     task = config.make_task()              # missing data fails before any directory exists
     out_dir = args.out or default_run_dir(config.task, task.length, config.method)
-    args.out = out_dir
-    check_output_dir(out_dir)
+    created = CreatedDirs(out_dir)
+    try:
+        check_output_dir(out_dir)
+        summary = _train_and_plot(config, task, out_dir, preset, args.restart)
+    except (ValueError, OSError):
+        created.remove_empty()             # e.g. another process holds the run's lock
+        raise
+    return 0 if summary["status"] != "interrupted" else 130
+
+
+def _train_and_plot(config, task, out_dir, preset, restart):
+    from .plotting import plot_comparison
+    from .train import train
+
     hp = (f"lr {config.lr:g}" + (f", momentum {config.momentum:g}" if config.momentum else "")
           + (" Nesterov" if config.nesterov else "")
           + (f", gamma_h {config.gamma_h:g}, reg {config.reg:g}" if config.method != "bp" else ""))
@@ -108,9 +118,9 @@ def run_train(args):
           f"{config.iterations} iterations, batch {config.batch_size}, {hp} (preset {preset.name}; "
           f"flags override), evaluated every {config.eval_every}, backend {config.backend}; "
           f"results in {out_dir}", flush=True)
-    summary = train(config, out_dir, task=task, resume=not args.restart)
+    summary = train(config, out_dir, task=task, resume=not restart)
     out_abs = os.path.abspath(out_dir)
     png = plot_comparison(os.path.dirname(out_abs), [os.path.basename(out_abs)],
                           path=os.path.join(out_dir, "curves.png"))
     print(f"status {summary['status']}; metrics {summary['paths']['metrics']}; plot {png}")
-    return 0 if summary["status"] != "interrupted" else 130
+    return summary
