@@ -78,6 +78,8 @@ def test_run_config_checks_the_gru_fields():
         gru_config(init="xavier").validate()
     with pytest.raises(ValueError, match="'dtp' is not defined for cell 'gru'"):
         gru_config(method="dtp").validate()
+    with pytest.raises(ValueError, match="gru_inverse='authors' applies to cell 'gru' only"):
+        gru_config(cell="rnn", gru_inverse="authors").validate()
 
 
 @pytest.mark.parametrize("method", ["tp", "bp"])
@@ -204,7 +206,8 @@ def test_train_takes_the_tasks_cell_when_not_given(tmp_path, fashion_dir, capsys
 
 def test_reproduce_fig4_draws_four_panels_the_last_with_the_gru(tmp_path, capsys):
     """MNIST, permuted MNIST, CIFAR-10 (simple RNN) and Fashion-MNIST (GRU), from small
-    synthetic files in one data directory (16 pixels per step: T = 49 and 192)."""
+    synthetic files in one data directory (16 pixels per step: T = 49 and 192);
+    --gru-inverse reaches the GRU panel only."""
     from test_loaders import make_cifar
     data = tmp_path / "data"
     make_mnist(data / "mnist")
@@ -213,14 +216,16 @@ def test_reproduce_fig4_draws_four_panels_the_last_with_the_gru(tmp_path, capsys
     make_cifar(data / "cifar10", archive=False)
     rc = main(["reproduce", "fig4", "--iterations", "1", "--eval-every", "1", "--eval-size", "4",
                "--hidden", "3", "--pixels-per-step", "16", "--jobs", "1", "--data-dir", str(data),
-               "--out", str(tmp_path / "out")])
+               "--gru-inverse", "authors", "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert rc == 0
     panels = ("mnist", "pmnist", "cifar10", "fashion-mnist")
     for panel in panels:
-        cells = {json.loads((tmp_path / "out" / panel / m / "config.json").read_text())["run"]["cell"]
-                 for m in ("bp", "tp")}
-        assert cells == {"gru" if panel == "fashion-mnist" else "rnn"}, panel
+        runs = [json.loads((tmp_path / "out" / panel / m / "config.json").read_text())["run"]
+                for m in ("bp", "tp")]
+        gru = panel == "fashion-mnist"                               # --gru-inverse: GRU only
+        assert {r["cell"] for r in runs} == {"gru" if gru else "rnn"}, panel
+        assert {r["gru_inverse"] for r in runs} == {"authors" if gru else "per_gate"}, panel
     png = (tmp_path / "out" / "fig4.png").read_bytes()
     width = int.from_bytes(png[16:20], "big")                        # IHDR: 4 columns of 4 in
     assert png[:4] == b"\x89PNG" and width == 4 * 4 * 80

@@ -93,8 +93,9 @@ def _add_cell_flags(p):
                    help="recurrent cell: rnn (Sec. 2) or gru (PyTorch's GRU); default: the "
                         "paper's for the task (gru for fashion-mnist, else rnn)")
     p.add_argument("--gru-inverse", default="per_gate", choices=GRU_INVERSES,
-                   help="GRU TP: per_gate (default), exact (slow reference) or authors (the "
-                        "authors' code: their gate convention and carry; docs/gru.md)")
+                   help="GRU runs' TP: per_gate (default), exact (slow reference) or authors "
+                        "(the authors' code: their gate convention and carry; docs/gru.md); "
+                        "refused for the simple RNN, given only to a figure's GRU panels")
     p.add_argument("--dtype", default="float64", choices=DTYPES,
                    help="computation float type (default float64; float32 is ~2x faster)")
     p.add_argument("--init", default="orthogonal", choices=INITS,
@@ -137,6 +138,16 @@ def _print_preset_note(panel, cell):
     note = panel_preset(panel, cell).note
     if note:
         print(f"note: {note}", flush=True)
+
+
+def _figure_overrides(panel, overrides):
+    """A figure's flags for one of its panels: --gru-inverse reaches its GRU panels only (Fig. 4
+    mixes simple-RNN and GRU panels)."""
+    from .experiments import panel_preset
+
+    if panel_preset(panel, overrides.get("cell")).cell == "gru":
+        return overrides
+    return {k: v for k, v in overrides.items() if k != "gru_inverse"}
 
 
 def _panel_label(panel, cell):
@@ -194,11 +205,12 @@ def _reproduce(args):
 
         seeds = _seeds(args)
         if not args.plot_only:
-            configs = {p: panel_configs(p, methods, **overrides) for p in panels}
+            configs = {p: panel_configs(p, methods, **_figure_overrides(p, overrides))
+                       for p in panels}
             for p in panels:                     # every panel's data, before any training
                 configs[p][0].make_task()
             for p in panels:
-                _panel(args, p, methods, overrides)
+                _panel(args, p, methods, _figure_overrides(p, overrides))
         png = plot_figure_seeds(args.out, FIGURES[args.figure], methods, seeds,
                                 os.path.join(args.out, f"{args.figure}.png"),
                                 titles={p: f"{_panel_label(p, args.cell)} ({len(seeds)} seeds)"
@@ -206,7 +218,8 @@ def _reproduce(args):
         print(f"figure: {png}")
         return 0
     if not args.plot_only:
-        configs = {p: panel_configs(p, methods, **overrides) for p in panels}
+        configs = {p: panel_configs(p, methods, **_figure_overrides(p, overrides))
+                       for p in panels}
         for p in panels:                     # every panel's data, before any training
             configs[p][0].make_task()
         for p in panels:

@@ -116,6 +116,9 @@ class RunConfig:
         if self.cell == "gru" and self.method not in ("bp", "tp"):
             raise ValueError(f"method {self.method!r} is not defined for cell 'gru' (the GRU "
                              f"has no closed-form inverse, docs/gru.md); use 'tp' or 'bp'")
+        if self.cell != "gru" and self.gru_inverse != "per_gate":
+            raise ValueError(f"gru_inverse={self.gru_inverse!r} applies to cell 'gru' only "
+                             f"(this run's cell is {self.cell!r}); add --cell gru or leave it out")
         if self.cell == "gru" and self.backend == "cuda":
             raise ValueError("backend 'cuda' runs cell 'rnn' only; use 'numba' for cell 'gru'")
         for name, low in (("hidden", 1), ("batch_size", 1), ("iterations", 1), ("eval_every", 1),
