@@ -242,3 +242,24 @@ def test_sweep_base_takes_the_cell_and_a_grid_can_vary_it():
     cells = make_cells({"cell": ["rnn", "gru"]}, base_from_preset("adding", "bp"), None)
     assert sorted(c.config.cell for c in cells) == ["gru", "rnn"]
 
+
+def test_train_fashion_mnist_cell_gru_needs_no_other_flag(tmp_path, monkeypatch, capsys):
+    """The issue's newcomer command, `tpref train --task fashion-mnist --cell gru --iterations
+    N`: data from the system directory where dataset-fashion-mnist installs it (here a tmp
+    copy of small synthetic files), the paper's GRU preset (hidden 100, batch 16, TP 0.1,
+    1e-2, 1), its own run directory."""
+    from tpref.tasks import images
+    make_mnist(tmp_path / "system", n_test=4)
+    monkeypatch.setattr(images, "FASHION_MNIST_SYSTEM_DIR", str(tmp_path / "system"))
+    monkeypatch.chdir(tmp_path)
+    rc = main(["train", "--task", "fashion-mnist", "--cell", "gru", "--iterations", "2"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    configs = list(tmp_path.glob("runs/**/config.json"))
+    assert len(configs) == 1
+    run = json.loads(configs[0].read_text())["run"]
+    assert (run["cell"], run["method"], run["hidden"], run["batch_size"]) == ("gru", "tp", 100, 16)
+    assert (run["lr"], run["gamma_h"], run["reg"], run["iterations"]) == (0.1, 1e-2, 1.0, 2)
+    params, _, state = load_checkpoint(configs[0].parent / "checkpoint.npz")
+    assert tuple(params) == GRU_PARAM_NAMES and state["iteration"] == 2
+    assert params["W_hr"].shape == (100, 100)
