@@ -19,7 +19,8 @@ Eq. (3) in the displacement form, as in planted_rnn.py.
 """
 
 import torch
-import torch.nn.functional as F
+
+from planted_rnn import output_layer
 
 BUGS = {
     "carry_unregularized": "carry path inverted as 1 / z instead of z / (z^2 + r)",
@@ -64,16 +65,10 @@ def run(model, method, x, y, *, loss, gamma_h=None, reg=None, update="local", cl
         h, cache = step(x[:, t], hs[-1])
         hs.append(h)
         gates.append(tuple(c.detach() for c in cache))
-    out = model.head(hs[-1])
-    L = (F.cross_entropy(out, y) if loss == "cross_entropy" else F.mse_loss(out, y))
-    model.zero_grad(set_to_none=True)
+    L, g_T = output_layer(model, hs, y, loss, method)
     result = {"loss": L.detach(), "hidden": torch.stack(hs, dim=1).detach()}
     if method == "bp":
-        L.backward()
         return result
-    gW, gb, g_T = torch.autograd.grad(L, [model.head.weight, model.head.bias, hs[-1]],
-                                      retain_graph=True)
-    model.head.weight.grad, model.head.bias.grad = gW, gb
     eye = torch.eye(p, dtype=x.dtype)
 
     def pinv(W):                       # u (B, p) -> rows of (W^T W + r I)^{-1} W^T u

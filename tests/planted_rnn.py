@@ -49,6 +49,22 @@ class UserRNN(torch.nn.Module):
         self.head = torch.nn.Linear(p, k, dtype=dtype)
 
 
+def output_layer(model, hs, y, loss, method, reduction="mean"):
+    """The loss of the head on h_T. BP: backward through everything, returns (loss, None);
+    TP: the head's plain gradient into .grad, returns (loss, dl/dh_T)."""
+    out = model.head(hs[-1])
+    L = (F.cross_entropy(out, y, reduction=reduction) if loss == "cross_entropy"
+         else F.mse_loss(out, y, reduction=reduction))
+    model.zero_grad(set_to_none=True)
+    if method == "bp":
+        L.backward()
+        return L, None
+    gW, gb, g_T = torch.autograd.grad(L, [model.head.weight, model.head.bias, hs[-1]],
+                                      retain_graph=True)
+    model.head.weight.grad, model.head.bias.grad = gW, gb
+    return L, g_T
+
+
 def run(model, method, x, y, *, loss, gamma_h=None, reg=None, update="local",
         activation="tanh", clip_eps=1e-3, bugs=()):
     """One BP or TP iteration's quantities; the direction is left in the parameters' .grad.
@@ -72,20 +88,13 @@ def run(model, method, x, y, *, loss, gamma_h=None, reg=None, update="local",
     hs = [x.new_zeros(B, p)]
     for t in range(T):
         hs.append(step(x[:, t], hs[-1]))
-    out = model.head(hs[-1])
     reduction = "sum" if "loss_sum" in bugs else "mean"
-    L = (F.cross_entropy(out, y, reduction=reduction) if loss == "cross_entropy"
-         else F.mse_loss(out, y, reduction=reduction))
-    model.zero_grad(set_to_none=True)
+    L, g_T = output_layer(model, hs, y, loss, method, reduction)
     result = {"loss": L.detach(), "hidden": torch.stack(hs, dim=1).detach()}
     if method == "bp":
-        L.backward()
         return result
 
     # Eq. (1): the first target, as a displacement
-    gW, gb, g_T = torch.autograd.grad(L, [model.head.weight, model.head.bias, hs[-1]],
-                                      retain_graph=True)
-    model.head.weight.grad, model.head.bias.grad = gW, gb
     lam = [None] * (T + 1)
     lam[T] = -gamma_h * g_T
     # Eq. (2): lam_{t-1} = (W^T W + r I)^{-1} W^T [(a^-1)'(pi(h_t)) * lam_t], batch of rows
