@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tpref
+from tpref import verify
 from tpref.config import GRU_PARAM_NAMES, RNN_PARAM_NAMES
 from tpref.verify.adapter import ArrayAdapter
 
@@ -173,3 +174,23 @@ def test_oracle_says_when_x_looks_batch_first(cell):
         tpref.oracle("bp", params, x, np.zeros(5, dtype=int), loss="cross_entropy", cell=cell)
     tpref.oracle("bp", params, np.swapaxes(x, 0, 1), np.zeros(5, dtype=int),
                  loss="cross_entropy", cell=cell)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_tp_results_come_back_in_the_users_layout(batch_first):
+    """to_torch / to_arrays: targets and displacements (T+1 steps) in the user's layout, the
+    loss and logits as they are, and the candidate built from them is tpref's own result."""
+    model, x, y = model_and_batch("rnn", batch_first)
+    ad = TorchAdapter(model)
+    xs, ys = ad.inputs(x, y)
+    ref = tpref.oracle("tp", ad.params, xs, ys, loss="cross_entropy", gamma_h=0.1, reg=0.5,
+                       backend="numpy")
+    back = ad.to_torch(ref)
+    T1, B, p = ref.hidden.shape
+    for q in ("hidden", "targets", "displacements"):
+        assert back[q].shape == ((B, T1, p) if batch_first else (T1, B, p))
+        np.testing.assert_array_equal(ad.from_time_major(getattr(ref, q)), back[q].numpy())
+    assert float(back["loss"]) == ref.loss and back["output"].shape == ref.output.shape
+    cand = ad.candidate(loss=back["loss"], hidden=back["hidden"], targets=back["targets"],
+                        displacements=back["displacements"], direction=back["direction"])
+    assert verify.compare(cand, ref).ok
