@@ -49,6 +49,22 @@ def test_masked_labels_are_refused():
         tp(params, x, np.ma.masked_array(y, mask=[True] + [False] * (len(y) - 1)), "numpy")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_gru_refuses_masked_input_and_impossible_options(backend):
+    from _gru_util import problem
+
+    params, x, y = problem()
+    x = x.copy()
+    x[0, 0, 0] = np.nan
+    with pytest.raises(TypeError, match="x must be a plain numpy ndarray, got a masked array"):
+        tp(params, np.ma.masked_invalid(x), y, backend, cell="gru")
+    params, x, y = problem(dtype=np.float32)
+    with pytest.raises(ValueError, match=r"gamma_h=1e\+40 exceeds the largest float32"):
+        tp(params, x, y, backend, cell="gru", gamma_h=1e40)
+    with pytest.raises(ValueError, match="clip_eps=1e-09 is below float32's resolution"):
+        tp(params, x, y, backend, cell="gru", clip_eps=1e-9)
+
+
 # ----------------------------------------------------------------------------------------------
 # extreme but valid numbers: refused with the limit stated, or warned about
 
