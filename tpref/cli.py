@@ -10,6 +10,7 @@ reproduce   the panels of the paper's Fig. 3 (synthetic) or Fig. 4 (images; Fash
 sweep       a grid of training runs on Dask (tpref.sweeps; the [sweep] extra)
 golden      write the verification cases' golden files (tpref.verify.golden)
 verify      check a candidate's outputs against golden files
+plot        redraw a run directory's plots; --diagnostics: what happens inside the run
 bench       validate then time the oracle backends against PyTorch (docs/benchmarks.md)
 
 Every run prints where its results and plot are. Bad input (unknown task or method,
@@ -309,6 +310,10 @@ def build_parser():
     from .verify.golden import register as register_verify
 
     register_verify(sub)
+
+    from .diagnostics_plot import register as register_plot
+
+    register_plot(sub)
 
     bench = sub.add_parser("bench", help="validate then time the oracle backends against PyTorch",
                            add_help=False)

@@ -53,6 +53,9 @@ def register(subparsers, add_common, common_fields):
                     help="target step gamma_h, TP/DTP (default: preset)")
     tr.add_argument("--reg", type=float, default=None,
                     help="regularization r, TP/DTP (default: preset)")
+    tr.add_argument("--diagnostics", type=positive_int, default=None, metavar="N",
+                    help="every N iterations record norms through time, TP/BP alignment, W_hh's "
+                         "spectrum, Lemma 3.1 (tpref.diagnostics; tpref plot DIR --diagnostics)")
     tr.set_defaults(func=run_train, common_fields=common_fields)
 
 
@@ -80,6 +83,8 @@ def train_config(args, common_fields):
         if value is not None:
             fields[field] = value
     fields.update({k: v for k, v in common_fields.items() if v is not None})
+    if getattr(args, "diagnostics", None):
+        fields["diagnostics"] = args.diagnostics
     if fields.get("eval_every") is None:
         fields["eval_every"] = default_eval_every(fields["iterations"])
     fields = {k: v for k, v in fields.items() if v is not None or k in ("gamma_h", "reg")}

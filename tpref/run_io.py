@@ -119,8 +119,9 @@ def _read_saved_config(path):
     return read_json(path, "run")
 
 
-#: RunConfig fields a resumed run may change: they set how often it logs, not what it computes.
-RESUMABLE_CHANGES = ("iterations", "eval_every", "checkpoint_every")
+#: RunConfig fields a resumed run may change: they set how often it logs (or diagnoses), not
+#: what it computes.
+RESUMABLE_CHANGES = ("iterations", "eval_every", "checkpoint_every", "diagnostics")
 
 
 def read_metrics(path):

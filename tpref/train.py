@@ -23,8 +23,6 @@ The files are written by :mod:`tpref.run_io`; this module holds the configuratio
 import dataclasses
 import json
 import math
-import signal
-import threading
 import time
 import warnings
 from typing import Optional
@@ -37,7 +35,8 @@ from .models.cells import INITS, init_params, last_hidden
 from .models.inverse import RegularizedInverseError
 from .optim import SGD
 from .oracle import BACKENDS, NonFiniteResultWarning, check_backend, oracle
-from .processes import RunLock
+from .diagnostics import Diagnostics, check_diagnostics
+from .processes import RunLock, interrupt_on_sigterm
 from .run_io import (Progress, check_checkpoint_params, check_output_dir, load_checkpoint,
                      read_metrics, resume_point, run_paths, save_checkpoint, write_json)
 from .tasks import make_task
@@ -102,6 +101,7 @@ class RunConfig:
     gru_inverse: str = "per_gate"          # GRU only
     dtype: str = "float64"
     init: str = "orthogonal"
+    diagnostics: int = 0                   # every N iterations (0: off; tpref.diagnostics)
 
     def validate(self):
         """Raise ValueError naming the first bad field."""
@@ -137,6 +137,7 @@ class RunConfig:
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
+        check_diagnostics(self)
         if self.method != "bp":
             if self.gamma_h is None or not self.gamma_h > 0:
                 raise ValueError(f"method {self.method!r} needs gamma_h > 0, got {self.gamma_h!r}")
@@ -183,17 +184,6 @@ def _finite_or_none(v):
     return v if v is not None and math.isfinite(v) else None
 
 
-def _on_sigterm(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
-
-
-def _raise_on_sigterm():
-    """Make SIGTERM interrupt the run like Ctrl-C (main thread only); return the old handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _on_sigterm)
-
-
 @dataclasses.dataclass
 class _Counters:
     """What a checkpoint holds besides parameters and optimizer buffers."""
@@ -218,6 +208,7 @@ class _Run:
                        nesterov=config.nesterov)
         self.n = _Counters()
         self.metrics_file = None
+        self.diagnostics = Diagnostics.of(config, task, out_dir)
 
     def start(self, resume):
         """Continue from the directory's checkpoint (``resume``) or start afresh; write config.json."""
@@ -234,6 +225,7 @@ class _Run:
             self.n = _Counters(**state)
             self.prog.log(f"resumed from {self.paths['checkpoint']} at iteration {self.n.iteration}")
         self._clock = (time.perf_counter(), self.n.elapsed_seconds)
+        self.diagnostics.start(self.n.iteration)
         write_json(self.paths["config"], {"run": cfg, "task": self.task.describe()})
 
     def tick(self):
@@ -249,6 +241,7 @@ class _Run:
         """One SGD step on this iteration's batch; None, or why the run diverged."""
         c, n = self.config, self.n
         x, y = self.task.train_batch(c.seed, n.iteration, c.batch_size)
+        self.diagnostics.record(n.iteration, self.params, x, y)
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings():     # a non-finite result is a divergence, below
@@ -384,9 +377,8 @@ def _train(config, out_dir, *, resume, progress, stream, task, stop_after):
     run.start(resume)
     n = run.n
     status, reason = "finished", None
-    previous_sigterm = _raise_on_sigterm()
     try:
-        with open(run.paths["metrics"], "a") as run.metrics_file:
+        with interrupt_on_sigterm(), open(run.paths["metrics"], "a") as run.metrics_file:
             if n.iteration == 0:
                 run.log_eval()
             with np.errstate(under="ignore", over="raise", invalid="raise", divide="raise"):
@@ -404,7 +396,4 @@ def _train(config, out_dir, *, resume, progress, stream, task, stop_after):
                         run.checkpoint()
     except KeyboardInterrupt:
         status, reason = "interrupted", "interrupted (Ctrl-C or SIGTERM)"
-    finally:
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
     return run.finish(status, reason)
