@@ -17,7 +17,11 @@ RNN_TRANSITION_NAMES = ("W_hh", "W_xh", "b_h")
 #: [-1 + eps, 1 - eps], sigmoid targets to [eps, 1 - eps] (authors' code, see docs/equations.md).
 CLIP_EPS = 1e-3
 
-METHODS = ("bp", "tp", "dtp")
+METHODS = ("bp", "tp", "dtp", "dtp_learned")
+
+#: The learned reverse layer G(x_t, h) = a(W_xh x_t + V_hh h + c_h) of "dtp_learned"
+#: (Manchev & Spratling's TPTT): V_hh (p, p), c_h (p,); G reuses the forward W_xh.
+REVERSE_PARAM_NAMES = ("V_hh", "c_h")
 #: Float types a training run computes in (float32, as the authors' PyTorch runs, is faster).
 DTYPES = ("float64", "float32")
 LOSSES = ("cross_entropy", "mse")

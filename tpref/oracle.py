@@ -14,7 +14,8 @@ import numpy as np
 
 from .config import CELLS, CLIP_EPS, GRU_INVERSES
 from .deferred import Deferred, freeze
-from .validation import (check_choice, check_gru_params, check_inputs, check_options_fit_dtype,
+from .validation import (check_choice, check_dtp_learned_options, check_dtp_learned_params,
+                         check_gru_params, check_inputs, check_options_fit_dtype,
                          check_oracle_options, check_rnn_params, check_targets, check_time_major)
 
 
@@ -125,6 +126,9 @@ class OracleResult:
         The displacements as the backend returned them (read ``displacements`` instead).
     call : OracleCall
         The method, params, x, y and options that produced this result.
+    reconstruction_loss : float or None
+        "dtp_learned": the inverse loss sum_t mse(G(x_t, f_t(h~_{t-1})), h~_{t-1}) at the
+        reverse weights given; None for the other methods.
     """
 
     method: str
@@ -132,6 +136,7 @@ class OracleResult:
     output: np.ndarray
     hidden: np.ndarray
     direction: dict
+    reconstruction_loss: Optional[float] = None
     displacements_source: Union[np.ndarray, Deferred, None] = field(
         default=None, repr=False, compare=False)
     call: Optional[OracleCall] = field(default=None, repr=False, compare=False)
@@ -168,18 +173,28 @@ class OracleResult:
 
 def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local",
            activation="tanh", backend="numba", clip_eps=CLIP_EPS, cell="rnn",
-           gru_inverse="per_gate"):
+           gru_inverse="per_gate", noise=0.0, seed=None, reverse_lr=None):
     r"""Loss, hidden states, targets and descent direction of one RNN oracle call.
 
     Parameters
     ----------
-    method : {"bp", "tp", "dtp"}
+    method : {"bp", "tp", "dtp", "dtp_learned"}
         "bp": gradient back-propagation through time. "tp": target propagation with
         linearized regularized inverses, Eq. (1)-(3). "dtp": difference target propagation
         with the same regularized inverse, v_{t-1} = h_{t-1} + f^{-1}(v_t) - f^{-1}(h_t).
+        "dtp_learned": difference TP with a learned reverse layer
+        G(x_t, h) = a(W_xh x_t + V_hh h + c_h), v_{t-1} = h_{t-1} - G(x_t, h_t) + G(x_t, v_t)
+        (Manchev & Spratling's TPTT, the paper's Appendix D; ``tpref.methods.dtp_learned``).
+        Its direction for (W_hh, W_xh, b_h) is the gradient of sum_t mse(f_t(h_{t-1}), v_t)
+        (h_{t-1}, v_t fixed), for (V_hh, c_h) the gradient of the inverse loss
+        sum_t mse(G(x_t, f_t(h~_{t-1})), h~_{t-1}), h~ = h + noise * eps; "mse" is the mean
+        over the B * p entries of a step (TPTT's reductions). Simple RNN only; ``reg``,
+        ``clip_eps`` and ``update`` do not apply (update must stay "local").
     params : dict
         Exactly the keys ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,), ``W_hy`` (k, p),
         ``b_y`` (k,); one float dtype (float32 or float64); computation runs in that dtype.
+        "dtp_learned" also needs ``V_hh`` (p, p) and ``c_h`` (p,)
+        (``tpref.init_rnn(..., reverse=True)``).
     x : ndarray of shape (T, B, d)
         Inputs, time-major (PyTorch's ``batch_first=False``); cast to the params' dtype.
     y : ndarray
@@ -217,6 +232,18 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
         (slow reference); "authors": the per-gate scheme as the authors' code computes it
         (their update-gate convention h = (1 - z) h_{t-1} + z n and a plain carry term), to
         compare with their results. Ignored for the simple RNN and for "bp". docs/gru.md.
+    noise : float >= 0
+        "dtp_learned" only: std of the Gaussian perturbation h~ = h + noise * eps of the
+        inverse loss (TPTT: 0.1 on MNIST, 0 on synthetic tasks).
+    seed : int >= 0 or tuple of them, optional
+        "dtp_learned" only: eps (T, B, p) = ``numpy.random.default_rng(seed).standard_normal``
+        in float64; required when noise > 0. The same seed gives the same bits.
+    reverse_lr : float > 0, optional
+        "dtp_learned" only: TPTT's schedule (the inverse step before the forward step) in one
+        call: the targets and the forward direction use the reverse weights after one plain
+        SGD step, V_hh - reverse_lr * direction["V_hh"] (and c_h alike). The returned
+        (V_hh, c_h) direction is always the gradient at the weights given. None: the targets
+        use the weights given.
 
     Returns
     -------
@@ -231,6 +258,15 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
     """
     check_backend(backend)
     check_choice("cell", cell, CELLS)
+    if method == "dtp_learned":
+        return _dtp_learned_oracle(params, x, y, loss=loss, gamma_h=gamma_h, reg=reg,
+                                   update=update, activation=activation, backend=backend,
+                                   clip_eps=clip_eps, cell=cell, noise=noise, seed=seed,
+                                   reverse_lr=reverse_lr)
+    if not (noise == 0 and seed is None and reverse_lr is None):
+        raise ValueError(f"noise, seed and reverse_lr apply to method='dtp_learned' only; got "
+                         f"noise={noise!r}, seed={seed!r}, reverse_lr={reverse_lr!r} for "
+                         f"method={method!r}")
     gamma_h, reg, clip_eps = check_oracle_options(method, loss, activation, update, gamma_h, reg,
                                                   clip_eps)
     if backend == "cuda" and (cell != "rnn" or method == "dtp"):
@@ -256,6 +292,34 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
     out = rnn_oracle(method, params, x, y, loss=loss, gamma_h=gamma_h, reg=reg, update=update,
                      activation=activation, eps=clip_eps)
     return _result(method, out, _call(method, params, x, y, call))
+
+
+def _dtp_learned_oracle(params, x, y, *, loss, gamma_h, reg, update, activation, backend,
+                       clip_eps, cell, noise, seed, reverse_lr):
+    """The "dtp_learned" branch of :func:`oracle`: checks, then the backend's call."""
+    if cell != "rnn":
+        raise ValueError(f"method='dtp_learned' is defined for cell='rnn' only (TPTT's reverse "
+                         f"layer inverts the simple RNN's step), got cell={cell!r}")
+    if backend == "cuda":
+        raise ValueError("backend 'cuda' does not have method 'dtp_learned'; use 'numba' or "
+                         "'numpy'")
+    gamma_h, reg, _ = check_oracle_options("dtp_learned", loss, activation, update, gamma_h, reg,
+                                           clip_eps)
+    noise, seed, reverse_lr = check_dtp_learned_options(update, reg, noise, seed, reverse_lr)
+    dtype, d, p, k = check_dtp_learned_params(params)
+    check_options_fit_dtype(dtype, gamma_h, None, clip_eps)
+    x = check_inputs(x, d, dtype)
+    y = check_targets(y, loss, x.shape[1], k, dtype)
+    if backend == "numpy":
+        from .methods.dtp_learned import dtp_learned_oracle
+    else:
+        from .kernels.numba_dtp_learned import dtp_learned_oracle
+    out = dtp_learned_oracle(params, x, y, loss=loss, gamma_h=gamma_h, noise=noise, seed=seed,
+                             activation=activation, reverse_lr=reverse_lr)
+    call = dict(loss=loss, gamma_h=gamma_h, reg=reg, update=update, activation=activation,
+                backend=backend, clip_eps=clip_eps, cell=cell, noise=noise, seed=seed,
+                reverse_lr=reverse_lr)
+    return _result("dtp_learned", out, _call("dtp_learned", params, x, y, call))
 
 
 def _gru_oracle(call, method, params, x, y, *, loss, gamma_h, reg, update, activation, backend,
@@ -304,4 +368,5 @@ def _result(method, out, call):
                       f"or a larger clip_eps", NonFiniteResultWarning, stacklevel=3)
     return OracleResult(method=method, loss=out["loss"], output=out["output"],
                         hidden=out["hidden"], direction=out["direction"],
-                        displacements_source=out["displacements"], call=call)
+                        displacements_source=out["displacements"], call=call,
+                        reconstruction_loss=out.get("reconstruction_loss"))

@@ -186,6 +186,8 @@ def check_oracle_options(method, loss, activation, update, gamma_h, reg, eps):
         return None, None, eps
     if gamma_h is None:
         raise ValueError(f"method={method!r} needs gamma_h (the target step size of Eq. 1), got None")
+    if method == "dtp_learned":          # no regularized inverse: reg checked by
+        return check_positive_scalar("gamma_h", gamma_h), reg, eps   # check_dtp_learned_options
     if reg is None:
         raise ValueError(f"method={method!r} needs reg (the regularization r of the inverse), got None")
     return (check_positive_scalar("gamma_h", gamma_h),
@@ -245,3 +247,61 @@ def check_gru_params(params):
     for name in GRU_PARAM_NAMES:
         check_finite_array(f"params[{name!r}]", params[name])
     return dtype, d, p, k
+
+
+def check_dtp_learned_params(params):
+    """Validate the params of method "dtp_learned"; return (dtype, d, p, k).
+
+    Expected: the simple RNN's keys (``check_rnn_params``) plus the reverse layer's
+    ``V_hh`` (p, p) and ``c_h`` (p,), finite, in the same float dtype.
+    """
+    from .config import REVERSE_PARAM_NAMES
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict with keys {RNN_PARAM_NAMES + REVERSE_PARAM_NAMES}, "
+                        f"got {type(params).__name__}")
+    missing = [name for name in REVERSE_PARAM_NAMES if name not in params]
+    if missing:
+        raise ValueError(f"method='dtp_learned' needs the reverse layer's weights params['V_hh'] "
+                         f"(p, p) and params['c_h'] (p,); missing {missing} "
+                         f"(tpref.init_rnn(..., reverse=True) makes them)")
+    forward = {k: v for k, v in params.items() if k not in REVERSE_PARAM_NAMES}
+    dtype, d, p, k = check_rnn_params(forward)
+    for name, shape in (("V_hh", (p, p)), ("c_h", (p,))):
+        a = params[name]
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"params[{name!r}] must be a numpy ndarray, got {type(a).__name__}")
+        if a.dtype != dtype:
+            raise TypeError(f"all params must share one dtype: params['W_hh'] is {dtype}, "
+                            f"params[{name!r}] is {a.dtype}")
+        if a.shape != shape:
+            raise ValueError(f"params[{name!r}] must have shape {shape} (p={p}), got {a.shape}")
+        check_finite_array(f"params[{name!r}]", a)
+    return dtype, d, p, k
+
+
+def check_dtp_learned_options(update, reg, noise, seed, reverse_lr):
+    """Validate the options special to "dtp_learned"; return (noise, seed, reverse_lr).
+
+    ``noise`` >= 0 (the std of the perturbation of the inverse loss); ``seed`` (an int >= 0,
+    or a tuple of them, for numpy.random.default_rng) is required when noise > 0;
+    ``reverse_lr`` None or > 0; ``update`` must be "local" and ``reg`` None (no analytic
+    inverse here).
+    """
+    if update != "local":
+        raise ValueError(f"update must be 'local' for method='dtp_learned' (TPTT's forward loss "
+                         f"holds h_(t-1) fixed), got {update!r}")
+    if reg is not None:
+        raise ValueError(f"reg does not apply to method='dtp_learned' (its inverse is learned, "
+                         f"not the regularized one); got reg={reg!r}, pass None")
+    noise = check_positive_scalar("noise", noise, allow_zero=True)
+    if seed is not None:
+        parts = seed if isinstance(seed, tuple) else (seed,)
+        if not parts or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                and s >= 0 for s in parts):
+            raise ValueError(f"seed must be an int >= 0 or a non-empty tuple of them, got {seed!r}")
+    elif noise > 0:
+        raise ValueError(f"noise={noise!r} > 0 needs a seed (the draws of the inverse loss's "
+                         f"perturbation must be reproducible); pass seed=<int>")
+    if reverse_lr is not None:
+        reverse_lr = check_positive_scalar("reverse_lr", reverse_lr)
+    return noise, seed, reverse_lr

@@ -12,7 +12,7 @@ computes the same hidden states.
 
 import numpy as np
 
-from ..config import RNN_PARAM_NAMES, RTOL
+from ..config import REVERSE_PARAM_NAMES, RNN_PARAM_NAMES, RTOL
 from ..validation import check_float_dtype
 from .activations import activate
 
@@ -26,11 +26,16 @@ def _orthonormal(rng, rows, cols):
     return u @ vt
 
 
-def init_rnn(d, p, k, *, seed, dtype=np.float64):
+def init_rnn(d, p, k, *, seed, dtype=np.float64, reverse=False):
     """Initial parameters of a simple RNN, seeded explicitly.
 
     W_hh is a random orthogonal matrix, W_xh has orthonormal columns (a unit vector when
     d = 1), W_hy has orthonormal rows, and the biases are zero: the authors' initialization.
+
+    With ``reverse=True`` the reverse layer of method "dtp_learned" is added as TPTT
+    initializes it for tanh ("tanh-randorth" in Manchev & Spratling's code): V_hh a random
+    orthogonal matrix drawn independently of W_hh (the same SVD construction), c_h = 0. It is
+    drawn after the forward weights, so those are the same bits with or without ``reverse``.
 
     Parameters
     ----------
@@ -39,11 +44,14 @@ def init_rnn(d, p, k, *, seed, dtype=np.float64):
     seed : int or numpy.random.Generator
         Source of randomness; the same seed gives bit-identical parameters.
     dtype : float32 or float64, default float64 (anything else: TypeError)
+    reverse : bool, default False
+        Also return ``V_hh`` (p, p) and ``c_h`` (p,), the reverse layer of "dtp_learned".
 
     Returns
     -------
     params : dict of str -> ndarray
-        Keys ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,), ``W_hy`` (k, p), ``b_y`` (k,).
+        Keys ``W_hh`` (p, p), ``W_xh`` (p, d), ``b_h`` (p,), ``W_hy`` (k, p), ``b_y`` (k,)
+        (and ``V_hh``, ``c_h`` with ``reverse``).
     """
     for name, value in (("d", d), ("p", p), ("k", k)):
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -57,7 +65,11 @@ def init_rnn(d, p, k, *, seed, dtype=np.float64):
         "W_hy": _orthonormal(rng, k, p),
         "b_y": np.zeros(k),
     }
-    return {name: params[name].astype(dtype) for name in RNN_PARAM_NAMES}
+    names = RNN_PARAM_NAMES
+    if reverse:
+        params.update(V_hh=_orthonormal(rng, p, p), c_h=np.zeros(p))
+        names = RNN_PARAM_NAMES + REVERSE_PARAM_NAMES
+    return {name: params[name].astype(dtype) for name in names}
 
 
 def rnn_forward(params, x, activation="tanh"):
