@@ -15,7 +15,8 @@ from .config import METHODS
 #: Hyperparameter flags a preset provides: RunConfig field -> flag.
 PRESET_FLAGS = {"batch_size": "--batch-size", "iterations": "--iterations", "lr": "--lr",
                 "momentum": "--momentum", "nesterov": "--nesterov", "gamma_h": "--gamma-h",
-                "reg": "--reg", "hidden": "--hidden"}
+                "reg": "--reg", "hidden": "--hidden", "reverse_lr": "--reverse-lr",
+                "noise": "--noise"}
 
 
 def _presets_epilog():
@@ -56,6 +57,11 @@ def register(subparsers, add_common, common_fields):
     tr.add_argument("--diagnostics", type=positive_int, default=None, metavar="N",
                     help="every N iterations record norms through time, TP/BP alignment, W_hh's "
                          "spectrum, Lemma 3.1 (tpref.diagnostics; tpref plot DIR --diagnostics)")
+    tr.add_argument("--reverse-lr", type=float, default=None,
+                    help="dtp_learned: step of the learned reverse layer, TPTT's alpha_g "
+                         "(default: preset)")
+    tr.add_argument("--noise", type=float, default=None,
+                    help="dtp_learned: std of the inverse loss's perturbation (default: preset)")
     tr.set_defaults(func=run_train, common_fields=common_fields)
 
 
@@ -75,7 +81,15 @@ def train_config(args, common_fields):
 
     name = preset_name(args.task, args.length)
     preset = panel_preset(name, args.cell)       # the paper's cell unless --cell says otherwise
-    fields = preset.run_fields(args.method)
+    if args.method == "dtp_learned" and "dtp_learned" not in preset.steps:
+        missing = [flag for flag, v in (("--lr", args.lr), ("--gamma-h", args.gamma_h),
+                                        ("--reverse-lr", args.reverse_lr)) if v is None]
+        if missing:
+            raise ValueError(f"preset {name!r} has no dtp_learned step sizes; give "
+                             f"{', '.join(missing)} (and --noise)")
+        fields = dict(preset.run_fields("bp"), method="dtp_learned", momentum=0.0, nesterov=False)
+    else:
+        fields = preset.run_fields(args.method)
     fields.setdefault("gamma_h", None)
     fields.setdefault("reg", None)
     for field in PRESET_FLAGS:
@@ -118,7 +132,10 @@ def _train_and_plot(config, task, out_dir, preset, restart):
 
     hp = (f"lr {config.lr:g}" + (f", momentum {config.momentum:g}" if config.momentum else "")
           + (" Nesterov" if config.nesterov else "")
-          + (f", gamma_h {config.gamma_h:g}, reg {config.reg:g}" if config.method != "bp" else ""))
+          + (f", gamma_h {config.gamma_h:g}, reg {config.reg:g}"
+             if config.method not in ("bp", "dtp_learned") else "")
+          + (f", gamma_h {config.gamma_h:g}, reverse lr {config.reverse_lr:g}, noise "
+             f"{config.noise:g}" if config.method == "dtp_learned" else ""))
     print(f"tpref train: {config.method} on {config.task} (T={task.length}, {config.cell}), "
           f"{config.iterations} iterations, batch {config.batch_size}, {hp} (preset {preset.name}; "
           f"flags override), evaluated every {config.eval_every}, backend {config.backend}; "

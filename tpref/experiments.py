@@ -116,9 +116,7 @@ def format_table(panel, summaries, configs):
              "| final test loss | train wall s | s / iteration | hyperparameters |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s, c in zip(summaries, configs):
-        hp = (f"lr {c.lr:g}, momentum {c.momentum:g}{' Nesterov' if c.nesterov else ''}"
-              if c.method == "bp" else f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, r {c.reg:g}, {c.update}"
-              + (f", {c.gru_inverse}" if c.cell == "gru" else ""))
+        hp = hyperparameters(c)
         acc = lambda v: "-" if v is None else f"{100 * v:.1f}%"   # noqa: E731
         loss = "-" if s["final_test_loss"] is None else f"{s['final_test_loss']:.4g}"
         spi = "-" if s["seconds_per_iteration"] is None else f"{1e3 * s['seconds_per_iteration']:.1f} ms"
@@ -127,6 +125,17 @@ def format_table(panel, summaries, configs):
                      f"{s['first_iteration_at_100'] if s['first_iteration_at_100'] is not None else '-'} | "
                      f"{loss} | {s['wall_seconds']:.0f} | {spi} | {hp} |")
     return "\n".join(lines) + "\n"
+
+
+def hyperparameters(c):
+    """A RunConfig's step sizes in one short line (the method's own)."""
+    momentum = f", momentum {c.momentum:g}{' Nesterov' if c.nesterov else ''}" if c.momentum else ""
+    if c.method == "bp":
+        return f"lr {c.lr:g}, momentum {c.momentum:g}{' Nesterov' if c.nesterov else ''}"
+    if c.method == "dtp_learned":
+        return (f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, reverse lr {c.reverse_lr:g}, "
+                f"noise {c.noise:g}{momentum}")
+    return f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, r {c.reg:g}, {c.update}{momentum}"
 
 
 def panel_report(panel_dir, methods):

@@ -28,7 +28,9 @@ class Steps:
 
     ``lr`` is gamma_theta, the step of the parameter update; ``momentum`` and ``nesterov``
     configure SGD; ``gamma_h`` is the target step of Eq. (1) and ``reg`` the regularization r
-    of the inverse (TP and DTP only, None for BP).
+    of the inverse (TP and DTP only, None for BP). "dtp_learned" (TPTT) has no ``reg`` but
+    ``reverse_lr``, the step of its learned reverse layer, and ``noise``, the std of its
+    inverse loss's perturbation.
     """
 
     lr: float
@@ -36,6 +38,8 @@ class Steps:
     nesterov: bool = False
     gamma_h: Optional[float] = None
     reg: Optional[float] = None
+    reverse_lr: Optional[float] = None
+    noise: Optional[float] = None
 
     def run_fields(self):
         """These step sizes as RunConfig fields (gamma_h/reg omitted when None)."""
@@ -79,7 +83,7 @@ class Preset:
         """The :class:`Steps` of ``method`` (TP's for a TP-family method without its own)."""
         if method in self.steps:
             return self.steps[method]
-        if method != "bp" and "tp" in self.steps:
+        if method not in ("bp", "dtp_learned") and "tp" in self.steps:
             return self.steps["tp"]
         raise ValueError(f"preset {self.name!r} has no step sizes for method {method!r}; "
                          f"it has {sorted(self.steps)}")
@@ -122,11 +126,21 @@ def _presets(*presets):
 
 _BP_SYNTHETIC = Steps(lr=1e-5, momentum=0.9, nesterov=True)
 
+#: "dtp_learned" = Manchev & Spratling's TPTT, with their published step sizes (docs/peers.md):
+#: MNIST alpha_f 1e-2 (forward and output layer), alpha_i = gamma_h 1e-7, alpha_g = reverse
+#: lr 1e-8, noise 0.1, plain SGD (also the paper's Appendix D); synthetic tasks alpha_i 0.1,
+#: alpha_f 0.01, alpha_g 0.001, noise 0, Nesterov 0.9 (tpref steps the reverse layer with
+#: plain SGD, TPTT with Nesterov too).
+_TPTT_MNIST = Steps(lr=1e-2, gamma_h=1e-7, reverse_lr=1e-8, noise=0.1)
+_TPTT_SYNTHETIC = Steps(lr=1e-2, momentum=0.9, nesterov=True, gamma_h=0.1, reverse_lr=1e-3,
+                        noise=0.0)
+
 #: The paper's figures, from the authors' code (docs/peers.md): hidden size 100, one seed.
 PRESETS = _presets(
     Preset("temporal-order-60", task="temporal-order", length=60, batch_size=20,
            iterations=40000, steps={"bp": _BP_SYNTHETIC,
-                                    "tp": Steps(lr=0.1, gamma_h=1e-2, reg=10.0)}),
+                                    "tp": Steps(lr=0.1, gamma_h=1e-2, reg=10.0),
+                                    "dtp_learned": _TPTT_SYNTHETIC}),
     Preset("temporal-order-120", task="temporal-order", length=120, batch_size=20,
            iterations=48000, steps={"bp": _BP_SYNTHETIC,
                                     "tp": Steps(lr=1e-2, gamma_h=1e-2, reg=1.0)}),
@@ -134,7 +148,8 @@ PRESETS = _presets(
            steps={"bp": Steps(lr=1e-3, momentum=0.9, nesterov=True),
                   "tp": Steps(lr=0.1, gamma_h=0.1, reg=1.0)}),
     Preset("mnist", task="mnist", batch_size=16, iterations=40000,
-           steps={"bp": Steps(lr=1e-5), "tp": Steps(lr=0.1, gamma_h=1e-4, reg=1.0)}),
+           steps={"bp": Steps(lr=1e-5), "tp": Steps(lr=0.1, gamma_h=1e-4, reg=1.0),
+                  "dtp_learned": _TPTT_MNIST}),
     Preset("pmnist", task="pmnist", batch_size=16, iterations=40000,
            steps={"bp": Steps(lr=1e-4), "tp": Steps(lr=0.1, gamma_h=1e-4, reg=1.0)}),
     Preset("cifar10", task="cifar10", batch_size=16, iterations=8000,

@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from .config import CELLS, DTYPES, GRU_INVERSES, METHODS, UPDATES
+from .config import CELLS, DTYPES, GRU_INVERSES, METHODS, REVERSE_PARAM_NAMES, UPDATES
 from .losses import loss_and_grad, output_layer
 from .models.cells import INITS, init_params, last_hidden
 from .models.inverse import RegularizedInverseError
@@ -59,6 +59,11 @@ def default_eval_every(iterations):
     return max(1, min(MAX_EVAL_EVERY, iterations // DEFAULT_EVALUATIONS))
 
 
+#: Stream label of dtp_learned's inverse-loss noise, next to the tasks' streams 0-2
+#: (tpref.tasks.base): its draws at iteration i are default_rng((seed, 3, i)).
+_NOISE_STREAM = 3
+
+
 def default_backend():
     """"numba" when that backend is installed, else the NumPy reference."""
     return "numba" if "numba" in BACKENDS else "numpy"
@@ -72,7 +77,10 @@ class RunConfig:
     Eq. (1), ``reg`` the regularization r of the inverse (both unused by BP). ``cell`` is the
     recurrent cell ("rnn" or "gru", tpref.models.cells), ``gru_inverse`` the GRU's
     linearized inverse for TP (``tpref.oracle``), ``dtype`` the computation's float type and
-    ``init`` the initialization (``tpref.models.cells.INITS``).
+    ``init`` the initialization (``tpref.models.cells.INITS``). Method
+    "dtp_learned" (TPTT) has no ``reg``; ``reverse_lr`` is its reverse layer's step (plain
+    SGD on V_hh, c_h, taken before the forward step, TPTT's schedule) and ``noise`` the std of
+    its inverse loss's perturbation (drawn from (seed, iteration)); ``lr`` also steps W_hy, b_y.
     """
 
     task: str = "temporal-order"
@@ -91,6 +99,8 @@ class RunConfig:
     nesterov: bool = False
     gamma_h: Optional[float] = None
     reg: Optional[float] = None
+    reverse_lr: Optional[float] = None     # dtp_learned only
+    noise: float = 0.0                     # dtp_learned only
     update: str = "local"
     backend: str = "numpy"
     seed: int = 0
@@ -138,11 +148,37 @@ class RunConfig:
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
         check_diagnostics(self)
+        if self.method == "dtp_learned":
+            self._validate_dtp_learned()
+        elif self.reverse_lr is not None or self.noise != 0:
+            raise ValueError(f"reverse_lr and noise apply to method 'dtp_learned' only; got "
+                             f"reverse_lr={self.reverse_lr!r}, noise={self.noise!r} for "
+                             f"method {self.method!r}")
         if self.method != "bp":
             if self.gamma_h is None or not self.gamma_h > 0:
                 raise ValueError(f"method {self.method!r} needs gamma_h > 0, got {self.gamma_h!r}")
-            if self.reg is None or not self.reg >= 0:
+            if self.method != "dtp_learned" and (self.reg is None or not self.reg >= 0):
                 raise ValueError(f"method {self.method!r} needs reg >= 0, got {self.reg!r}")
+
+    def _validate_dtp_learned(self):
+        if self.reverse_lr is None or not self.reverse_lr > 0:
+            raise ValueError(f"method 'dtp_learned' needs reverse_lr > 0 (the reverse layer's "
+                             f"step, TPTT's alpha_g), got {self.reverse_lr!r}")
+        if not self.noise >= 0:
+            raise ValueError(f"noise must be >= 0, got {self.noise!r}")
+        if self.reg is not None:
+            raise ValueError(f"reg does not apply to method 'dtp_learned' (its inverse is "
+                             f"learned), got reg={self.reg!r}")
+        if self.update != "local":
+            raise ValueError(f"method 'dtp_learned' has update 'local' only, got {self.update!r}")
+
+    def oracle_options(self, iteration):
+        """The method's keyword arguments of ``tpref.oracle`` at ``iteration``."""
+        if self.method != "dtp_learned":
+            return dict(gamma_h=self.gamma_h, reg=self.reg, update=self.update,
+                        gru_inverse=self.gru_inverse)
+        seed = (self.seed, _NOISE_STREAM, iteration) if self.noise > 0 else None
+        return dict(gamma_h=self.gamma_h, noise=self.noise, seed=seed, reverse_lr=self.reverse_lr)
 
     def make_task(self):
         """The task this run trains on (loads image data)."""
@@ -201,11 +237,16 @@ class _Run:
     def __init__(self, config, task, out_dir, prog):
         self.config, self.task, self.out_dir, self.prog = config, task, out_dir, prog
         self.paths = run_paths(out_dir)
+        learned = config.method == "dtp_learned"
         self.params = init_params(config.cell, task.d, config.hidden, task.k,
                                   seed=config.seed, dtype=np.dtype(config.dtype),
-                                  init=config.init)
-        self.opt = SGD(self.params, lr=config.lr, momentum=config.momentum,
-                       nesterov=config.nesterov)
+                                  init=config.init, reverse=learned)
+        forward = {k: v for k, v in self.params.items() if k not in REVERSE_PARAM_NAMES}
+        self.opt = SGD(forward, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+        # dtp_learned: plain SGD on (V_hh, c_h) at reverse_lr lands exactly on the reverse
+        # weights the oracle's targets used (its reverse_lr option, TPTT's schedule)
+        self.reverse_opt = (SGD({k: self.params[k] for k in REVERSE_PARAM_NAMES},
+                                lr=config.reverse_lr) if learned else None)
         self.n = _Counters()
         self.metrics_file = None
         self.diagnostics = Diagnostics.of(config, task, out_dir)
@@ -246,9 +287,8 @@ class _Run:
         try:
             with warnings.catch_warnings():     # a non-finite result is a divergence, below
                 warnings.simplefilter("ignore", NonFiniteResultWarning)
-                res = oracle(c.method, self.params, x, y, loss=self.task.loss,
-                             gamma_h=c.gamma_h, reg=c.reg, update=c.update, backend=c.backend,
-                             cell=c.cell, gru_inverse=c.gru_inverse)
+                res = oracle(c.method, self.params, x, y, loss=self.task.loss, backend=c.backend,
+                             cell=c.cell, **c.oracle_options(n.iteration))
         except (FloatingPointError, RegularizedInverseError) as err:
             return f"{type(err).__name__}: {err}"
         if not math.isfinite(res.loss):
@@ -256,6 +296,8 @@ class _Run:
         if not all(np.isfinite(g).all() for g in res.direction.values()):
             return "the descent direction is not finite (an overflow)"
         try:
+            if self.reverse_opt is not None:
+                self.reverse_opt.step(res.direction)          # the inverse step first (TPTT)
             self.opt.step(res.direction)
         except FloatingPointError as err:
             return f"parameter update overflowed: {err}"

@@ -9,7 +9,7 @@ pass to h_T (evaluation). Training itself goes through ``tpref.oracle(..., cell=
 
 import numpy as np
 
-from ..config import CELLS, GRU_PARAM_NAMES, RNN_PARAM_NAMES
+from ..config import CELLS, GRU_PARAM_NAMES, REVERSE_PARAM_NAMES, RNN_PARAM_NAMES
 from ..validation import check_choice
 from .gru import gru_forward, init_gru
 from .rnn import init_rnn, rnn_forward
@@ -21,7 +21,7 @@ from .rnn import init_rnn, rnn_forward
 INITS = ("orthogonal", "torch")
 
 
-def init_params(cell, d, p, k, *, seed, dtype=np.float64, init="orthogonal"):
+def init_params(cell, d, p, k, *, seed, dtype=np.float64, init="orthogonal", reverse=False):
     """Initial parameters of ``cell`` ("rnn" or "gru"), seeded: the same seed, the same bits.
 
     Parameters
@@ -33,6 +33,9 @@ def init_params(cell, d, p, k, *, seed, dtype=np.float64, init="orthogonal"):
     dtype : numpy float dtype, default float64
     init : {"orthogonal", "torch"}
         See :data:`INITS`.
+    reverse : bool
+        Cell "rnn" only: add the reverse layer V_hh, c_h of method "dtp_learned"
+        (``init_rnn(..., reverse=True)``; uniform like the rest with init "torch").
 
     Returns
     -------
@@ -41,12 +44,18 @@ def init_params(cell, d, p, k, *, seed, dtype=np.float64, init="orthogonal"):
     """
     check_choice("cell", cell, CELLS)
     check_choice("init", init, INITS)
-    make = init_rnn if cell == "rnn" else init_gru
-    params = make(d, p, k, seed=seed, dtype=dtype)                # validates d, p, k
+    if reverse and cell != "rnn":
+        raise ValueError(f"reverse=True (the reverse layer of 'dtp_learned') needs cell 'rnn', "
+                         f"got {cell!r}")
+    if cell == "rnn":
+        params = init_rnn(d, p, k, seed=seed, dtype=dtype, reverse=reverse)   # validates d, p, k
+    else:
+        params = init_gru(d, p, k, seed=seed, dtype=dtype)
     if init == "torch":
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(p)
         names = RNN_PARAM_NAMES if cell == "rnn" else GRU_PARAM_NAMES
+        names = names + (REVERSE_PARAM_NAMES if reverse else ())
         params = {name: rng.uniform(-bound, bound, size=params[name].shape).astype(dtype)
                   for name in names}
     return params
