@@ -118,3 +118,33 @@ def test_mnist_preset_is_tptt_and_appendix_d():
     assert PRESETS["mnist"].batch_size == 16
     with pytest.raises(ValueError, match="no step sizes for method 'dtp_learned'"):
         PRESETS["adding-30"].steps_for("dtp_learned")
+
+
+def test_reproduce_appendix_d_runs_every_panel_with_its_step_sizes(tmp_path, capsys):
+    """`tpref reproduce appendix-d`: MNIST with tp, dtp (0.1, 1e-4, 1) and dtp_learned (TPTT:
+    1e-2, 1e-7, reverse 1e-8, noise 0.1), temporal order 60 with bp, tp, dtp_learned; tables,
+    panel plots and the figure (tiny: 7 steps of 112 pixels, hidden 4, 2 iterations)."""
+    from test_loaders import make_mnist
+
+    make_mnist(tmp_path / "data")
+    out = tmp_path / "out"
+    rc = main(["reproduce", "appendix-d", "--data-dir", str(tmp_path / "data"),
+               "--pixels-per-step", "112", "--iterations", "2", "--eval-every", "1",
+               "--eval-size", "4", "--hidden", "4", "--jobs", "1", "--backend", "numpy",
+               "--out", str(out)])
+    assert rc == 0
+    runs = {p: {m: json.loads((out / p / m / "config.json").read_text())["run"]
+                for m in methods}
+            for p, methods in (("mnist", ("tp", "dtp", "dtp_learned")),
+                               ("temporal-order-60", ("bp", "tp", "dtp_learned")))}
+    for m in ("tp", "dtp"):
+        assert (runs["mnist"][m]["lr"], runs["mnist"][m]["gamma_h"], runs["mnist"][m]["reg"]) == (
+            0.1, 1e-4, 1.0)
+    tptt = runs["mnist"]["dtp_learned"]
+    assert (tptt["lr"], tptt["gamma_h"], tptt["reverse_lr"], tptt["noise"], tptt["batch_size"]) == (
+        1e-2, 1e-7, 1e-8, 0.1, 16)
+    assert runs["temporal-order-60"]["dtp_learned"]["length"] == 60
+    assert (out / "appendix-d.png").exists() and (out / "mnist" / "table.md").exists()
+    assert "reverse lr 1e-08" in (out / "mnist" / "table.md").read_text()
+    assert main(["reproduce", "appendix-d", "--panels", "adding-30", "--out", str(out)]) == 2
+    assert "unknown panel 'adding-30' of appendix-d" in capsys.readouterr().err

@@ -182,6 +182,10 @@ def _compare(args):
 
 
 def _reproduce(args):
+    if args.figure == "appendix-d":                 # its own panels and methods
+        from .appendix_d import reproduce
+
+        return reproduce(args, _common_fields(args))
     from .experiments import panel_configs, run_panel
     from .presets import FIGURES
     from .plotting import plot_figure
@@ -288,9 +292,11 @@ def build_parser():
     cp.set_defaults(func=_compare)
 
     rp = sub.add_parser("reproduce", help="the paper's Fig. 3 (synthetic), Fig. 4 (images: "
-                        "MNIST, permuted MNIST, CIFAR-10 with the RNN, Fashion-MNIST with the GRU) "
-                        "or the grid studies of Fig. 6a/6b (on Dask)")
-    rp.add_argument("figure", choices=("fig3", "fig4", "fig6a", "fig6b"))
+                        "MNIST, permuted MNIST, CIFAR-10 with the RNN, Fashion-MNIST with the GRU), "
+                        "the grid studies of Fig. 6a/6b (on Dask) or Appendix D")
+    rp.add_argument("figure", choices=("fig3", "fig4", "fig6a", "fig6b", "appendix-d"),
+                    help="appendix-d: MNIST, TP vs DTP with the regularized vs a learned inverse "
+                         "(TPTT), and TPTT on temporal order T=60 against BP and TP")
     _add_common(rp)
     rp.add_argument("--panels", default=None, help="comma-separated subset of the figure's panels")
     rp.add_argument("--jobs", type=positive_int, default=None,
