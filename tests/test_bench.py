@@ -17,13 +17,14 @@ def test_bench_config_validates_and_times(dtype):
                              ftz=True, log=lambda *a: None)
     assert all(v["ok"] for v in res["check"].values()), res["check"]
     assert "tpref numba bp" in res["times"] and "tpref numba tp [ftz]" in res["times"]
-    assert "tpref numba tp+lam" in res["times"]
+    assert "tpref numba tp+lam" in res["times"] and "tpref numba dtp_learned" in res["times"]
     for v in res["times"].values():
         assert v["wall"]["n"] >= 2 and v["wall"]["median"] > 0
     d = bench.derived(res)
     assert d["wall"]["tp_over_bp"] > 0 and d["cpu"]["tp_over_bp"] > 0
     assert d["cpu"]["tp / bp paired"] > 0 and d["cpu"]["torch nn.RNN / bp paired"] > 0
     assert d["cpu"]["tp+lam / bp paired"] > 0 and d["cpu"]["tp+lam_over_bp"] > 0
+    assert d["cpu"]["dtp_learned_over_bp"] > 0 and d["cpu"]["dtp_learned / bp paired"] > 0
     assert d["cpu"]["roofline_ms"] > 0 and d["cpu"]["gemm_gflops"] > 0
     assert bench.markdown({"gemm_gflops": {}, "configs": [dict(res, derived=d)], "sweep": []})
     json.dumps(res)                                     # serializable as written by run()

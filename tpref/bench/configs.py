@@ -28,6 +28,16 @@ def make_problem(cfg, dtype, seed=0):
     return params, x, y
 
 
+#: The options of a timed "dtp_learned" call (TPTT's MNIST noise and reverse lr; gamma_h is the
+#: problem's): the noise draws (T * B * p normals) are part of what a training step pays.
+DTP_LEARNED_OPTIONS = dict(noise=0.1, seed=0, reverse_lr=1e-8)
+
+
+def with_reverse(params):
+    """``params`` plus a reverse layer for "dtp_learned": V_hh = W_hh^T (orthogonal), c_h = 0."""
+    return dict(params, V_hh=params["W_hh"].T.copy(), c_h=np.zeros_like(params["b_h"]))
+
+
 def bp_flops(cfg):
     """GEMM flops of one BP iteration: forward, dL/dh recursion and parameter products."""
     T, B, d, p = cfg["T"], cfg["B"], cfg["d"], cfg["p"]

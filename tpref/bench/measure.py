@@ -12,7 +12,8 @@ def bench_config(name, cfg, dtype, repeats, with_numpy, with_torch, ftz=False, l
     """Validate, then time every backend on one configuration and dtype."""
     dt = np.dtype(dtype)
     params, x, y = make_problem(cfg, dtype)
-    backends = ["tpref numba bp", "tpref numba tp", "tpref numba tp+lam", "tpref numba dtp"]
+    backends = ["tpref numba bp", "tpref numba tp", "tpref numba tp+lam", "tpref numba dtp",
+                "tpref numba dtp_learned"]
     if with_numpy:
         backends += ["tpref numpy bp", "tpref numpy tp"]
     if with_torch and torch_or_none() is not None:
@@ -77,7 +78,7 @@ def derived(res, rate_gflops=None):
         bp = t.get("tpref numba bp")
         if bp:
             d["bp_over_roofline"] = bp / roof_ms
-            for m in ("tp", "tp+lam", "dtp"):
+            for m in ("tp", "tp+lam", "dtp", "dtp_learned"):
                 if f"tpref numba {m}" in t:
                     d[f"{m}_over_bp"] = t[f"tpref numba {m}"] / bp
             for other in ("torch nn.RNN", "torch RNNCell loop", "tpref numpy bp"):

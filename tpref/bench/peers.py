@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from ..oracle import oracle
+from .configs import DTP_LEARNED_OPTIONS, with_reverse
 
 
 def torch_or_none():
@@ -63,6 +64,10 @@ def with_ftz(fn, on):
 def tpref_runner(method, backend, params, x, y, cfg):
     """One oracle call; method "tp+lam": the "tp" call, then its displacements read."""
     kw = dict(loss=cfg["loss"], backend=backend)
+    if method == "dtp_learned":
+        learned = with_reverse(params)
+        kw.update(gamma_h=cfg["gamma_h"], **DTP_LEARNED_OPTIONS)
+        return lambda: oracle("dtp_learned", learned, x, y, **kw)
     if method != "bp":
         kw.update(gamma_h=cfg["gamma_h"], reg=cfg["reg"])
     if method == "tp+lam":

@@ -88,7 +88,7 @@ def summarize(samples):
 #: (numerator, denominator) backends whose ratio is also reported paired, repetition by
 #: repetition (both are in the same alternation, so sample r of each is adjacent in time)
 PAIRS = (("tpref numba tp", "tpref numba bp"), ("tpref numba tp+lam", "tpref numba bp"),
-         ("tpref numba dtp", "tpref numba bp"),
+         ("tpref numba dtp", "tpref numba bp"), ("tpref numba dtp_learned", "tpref numba bp"),
          ("torch nn.RNN", "tpref numba bp"), ("tpref numba bp [ftz]", "tpref numba bp"),
          ("tpref numba tp [ftz]", "tpref numba tp"))
 

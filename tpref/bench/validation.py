@@ -4,7 +4,7 @@ import numpy as np
 
 from ..config import ATOL_SCALE, F32_REF_FACTOR, RTOL
 from ..oracle import oracle
-from .configs import make_problem
+from .configs import DTP_LEARNED_OPTIONS, make_problem, with_reverse
 from .peers import TorchModel, torch_or_none
 
 
@@ -32,9 +32,13 @@ def validate(cfg, dtype, backends, seed=0, t_check=48):
         with_lam = method == "tp+lam"                    # directions and displacements
         method = "tp" if with_lam else method
         kw = dict(loss=c["loss"])
-        if method != "bp":
+        run_params, ref_params = params, p64
+        if method == "dtp_learned":
+            kw.update(gamma_h=c["gamma_h"], **DTP_LEARNED_OPTIONS)
+            run_params, ref_params = with_reverse(params), with_reverse(p64)
+        elif method != "bp":
             kw.update(gamma_h=c["gamma_h"], reg=c["reg"])
-        ref = oracle(method, p64, x64, y64, backend="numpy", **kw)
+        ref = oracle(method, ref_params, x64, y64, backend="numpy", **kw)
         ref_dir = ref.direction
         if name.startswith("torch"):
             _, grads = TorchModel(params, cell="cell" in name).step(
@@ -43,8 +47,8 @@ def validate(cfg, dtype, backends, seed=0, t_check=48):
             own = oracle("bp", params, x, y, backend="numpy", **kw).direction
         else:
             backend = name.split()[1]
-            comp = oracle(method, params, x, y, backend=backend, **kw)
-            own_res = oracle(method, params, x, y, backend="numpy", **kw)
+            comp = oracle(method, run_params, x, y, backend=backend, **kw)
+            own_res = oracle(method, run_params, x, y, backend="numpy", **kw)
             comp_dir, own = dict(comp.direction), dict(own_res.direction)
             if with_lam:
                 comp_dir["lam"], own["lam"] = comp.displacements, own_res.displacements
