@@ -135,7 +135,8 @@ def hyperparameters(c):
     if c.method == "dtp_learned":
         return (f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, reverse lr {c.reverse_lr:g}, "
                 f"noise {c.noise:g}{momentum}")
-    return f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, r {c.reg:g}, {c.update}{momentum}"
+    return (f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, r {c.reg:g}, {c.update}"
+            + (f", {c.gru_inverse}" if c.cell == "gru" else ""))
 
 
 def panel_report(panel_dir, methods):
