@@ -33,6 +33,9 @@ def reproduce(args, overrides):
     from .plotting import plot_comparison, plot_figure
     from .run_io import check_output_dir
 
+    if getattr(args, "seeds", None) or getattr(args, "quick", False):
+        raise ValueError("reproduce appendix-d runs one seed (--seed) and has no --quick; use "
+                         "--iterations to shorten it")
     panels = tuple(PANELS)
     if args.panels:
         panels = tuple(args.panels.split(","))
