@@ -34,15 +34,6 @@ from .numba_math import CONTRACT, vtanh, wide_vectors
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 
 
-@njit(fastmath=CONTRACT, inline="always")
-def _act(u, sigmoid, half, one):
-    """a(u): tanh, or the sigmoid as 0.5 (1 + tanh(u / 2)) (the reference's form); ``half``,
-    ``one`` in u's dtype (a Python float would make float32 kernels compute in float64)."""
-    if sigmoid:
-        return half * (one + vtanh(half * u))
-    return vtanh(u)
-
-
 @njit(fastmath=CONTRACT, **_JIT)
 def _reconstruction_kernel(x, hidden, pert, noisy, W_xh_T, W_hh_T, b_h, V_T, c_h, sigmoid,
                            scale, chunk, dV, dc):
@@ -103,19 +94,41 @@ def _reconstruction_kernel(x, hidden, pert, noisy, W_xh_T, W_hh_T, b_h, V_T, c_h
                 for i in range(p):
                     XW[r, i] += xrj * W_xh_T[j, i]
         np.dot(Ht, W_hh_T, U)                                # (rows, p) h~ W_hh^T
-        for r in range(rows):
-            for i in range(p):
-                Fb[r, i] = _act((XW[r, i] + U[r, i]) + b_h[i], sigmoid, half, one)   # f~ = F(x, h~)
+        # branches hoisted out of the element loops, so that each loop vectorizes
+        if sigmoid:
+            for r in range(rows):
+                for i in range(p):                           # f~ = F(x, h~)
+                    Fb[r, i] = half * (one + vtanh(half * ((XW[r, i] + U[r, i]) + b_h[i])))
+        else:
+            for r in range(rows):
+                for i in range(p):
+                    Fb[r, i] = vtanh((XW[r, i] + U[r, i]) + b_h[i])
         np.dot(Fb, V_T, U)                                   # (rows, p) f~ V_hh^T
+        for r in range(rows):                                # G(x, f~), in place of its input
+            for i in range(p):
+                U[r, i] = (XW[r, i] + U[r, i]) + c_h[i]
+        if sigmoid:
+            for r in range(rows):
+                for i in range(p):
+                    U[r, i] = half * (one + vtanh(half * U[r, i]))
+        else:
+            for r in range(rows):
+                for i in range(p):
+                    U[r, i] = vtanh(U[r, i])
         for r in range(rows):
             for i in range(p):
-                g = _act((XW[r, i] + U[r, i]) + c_h[i], sigmoid, half, one)    # G(x, f~)
-                res = g - Ht[r, i]
+                res = U[r, i] - Ht[r, i]                     # G(x, f~) - h~
                 total += float(res) * float(res)
-                if sigmoid:
-                    U[r, i] = (sc * res) * (g * (one - g))   # delta = dL_G / du
-                else:
-                    U[r, i] = (sc * res) * (one - g * g)
+        if sigmoid:
+            for r in range(rows):
+                for i in range(p):
+                    g = U[r, i]
+                    U[r, i] = (sc * (g - Ht[r, i])) * (g * (one - g))   # delta = dL_G / du
+        else:
+            for r in range(rows):
+                for i in range(p):
+                    g = U[r, i]
+                    U[r, i] = (sc * (g - Ht[r, i])) * (one - g * g)
         add_tn_product(U, Fb, dV)                            # dV += delta^T f~
         for r in range(rows):
             for i in range(p):
@@ -125,39 +138,58 @@ def _reconstruction_kernel(x, hidden, pert, noisy, W_xh_T, W_hh_T, b_h, V_T, c_h
 
 
 @njit(fastmath=CONTRACT, **_JIT)
-def _learned_displacements_kernel(x, hidden, lam, W_xh_T, V_T, c_h, sigmoid, flush):
-    """lam[t-1] = a(u_t + lam_t V_hh^T) - a(u_t), u_t = x_t W_xh^T + h_t V_hh^T + c_h, t = T..1.
-
-    The difference by the identity of ``dtp_learned.activation_difference`` (tanh:
-    tanh(d) (1 - tanh(u + d) tanh(u)); sigmoid: 0.5 tanh(d/2) (1 - tanh((u+d)/2) tanh(u/2))).
-    lam[T] set by the caller.
-    """
+def _reverse_preactivations(x, hidden, W_xh_T, V_T, c_h, U):
+    """U[t-1] = (x_t W_xh^T + h_t V_hh^T) + c_h for t = 1..T: G's pre-activations at the hidden
+    states, one (T B, p) x (p, p) product for all steps (not a recursion)."""
     wide_vectors()
     T, B, d = x.shape
     p = V_T.shape[0]
-    dt = hidden.dtype
+    rows = T * B
+    Uf = U.reshape(rows, p)
+    np.dot(hidden[1:].reshape(rows, p), V_T, Uf)          # (T B, p) h_t V_hh^T
+    X = x.reshape(rows, d)
+    xw = np.empty(p, U.dtype)
+    for r in range(rows):
+        for i in range(p):
+            xw[i] = X[r, 0] * W_xh_T[0, i]
+        for j in range(1, d):
+            xrj = X[r, j]
+            for i in range(p):
+                xw[i] += xrj * W_xh_T[j, i]
+        for i in range(p):
+            Uf[r, i] = (xw[i] + Uf[r, i]) + c_h[i]
+
+
+@njit(fastmath=CONTRACT, **_JIT)
+def _learned_displacements_kernel(U, lam, V_T, sigmoid, flush):
+    """lam[t-1] = a(u_t + lam_t V_hh^T) - a(u_t), t = T..1, with u_t = U[t-1]; lam[T] set.
+
+    The difference by the identity of ``dtp_learned.activation_difference`` (tanh:
+    tanh(d) (1 - tanh(u + d) tanh(u)); sigmoid: 0.5 tanh(d/2) (1 - tanh((u+d)/2) tanh(u/2))),
+    one (B, p) x (p, p) product per step and one vectorizable loop over the (B p,) block.
+    """
+    wide_vectors()
+    T, B, p = U.shape
+    n = B * p
+    dt = lam.dtype
     one = dt.type(1.0)
     half = dt.type(0.5)
-    u = np.empty((B, p), dt)
     dl = np.empty((B, p), dt)
+    df = dl.reshape(n)
     for t in range(T, 0, -1):
-        np.dot(hidden[t], V_T, u)                            # (B, p) h_t V_hh^T
         np.dot(lam[t], V_T, dl)                              # (B, p) lam_t V_hh^T
-        x_t = x[t - 1]
-        out = lam[t - 1]
-        for b in range(B):
-            for i in range(p):
-                xw = x_t[b, 0] * W_xh_T[0, i]
-                for j in range(1, d):
-                    xw += x_t[b, j] * W_xh_T[j, i]
-                ut = (xw + u[b, i]) + c_h[i]
-                de = dl[b, i]
-                if sigmoid:
-                    hu, hd = half * ut, half * de
-                    v = half * vtanh(hd) * (one - vtanh(hu + hd) * vtanh(hu))
-                else:
-                    v = vtanh(de) * (one - vtanh(ut + de) * vtanh(ut))
-                out[b, i] = v * (abs(v) >= flush)
+        u = U[t - 1].reshape(n)
+        out = lam[t - 1].reshape(n)
+        if sigmoid:
+            for i in range(n):
+                hu, hd = half * u[i], half * df[i]
+                v = half * vtanh(hd) * (one - vtanh(hu + hd) * vtanh(hu))
+                out[i] = v * (abs(v) >= flush)
+        else:
+            for i in range(n):
+                ut, de = u[i], df[i]
+                v = vtanh(de) * (one - vtanh(ut + de) * vtanh(ut))
+                out[i] = v * (abs(v) >= flush)
 
 
 def reconstruction(params, x, hidden, perturbation, activation):
@@ -181,13 +213,16 @@ def reconstruction(params, x, hidden, perturbation, activation):
 
 def displacements(params, x, hidden, lam_T, activation):
     """Twin of ``dtp_learned.learned_displacements``: lam (T+1, B, p)."""
+    T, B, p = x.shape[0], x.shape[1], hidden.shape[2]
     lam = np.empty_like(hidden)
     lam[-1] = lam_T
+    V_T = np.ascontiguousarray(params["V_hh"].T)
+    U = np.empty((T, B, p), hidden.dtype)                  # G's pre-activations at h_1..h_T
     with numba_rnn.blas_threads():
-        _learned_displacements_kernel(x, hidden, lam, np.ascontiguousarray(params["W_xh"].T),
-                                      np.ascontiguousarray(params["V_hh"].T),
-                                      np.ascontiguousarray(params["c_h"]),
-                                      activation == "sigmoid", numba_rnn._flush(hidden.dtype))
+        _reverse_preactivations(x, hidden, np.ascontiguousarray(params["W_xh"].T), V_T,
+                                np.ascontiguousarray(params["c_h"]), U)
+        _learned_displacements_kernel(U, lam, V_T, activation == "sigmoid",
+                                      numba_rnn._flush(hidden.dtype))
     return lam
 
 
