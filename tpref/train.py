@@ -296,9 +296,11 @@ class _Run:
         if not all(np.isfinite(g).all() for g in res.direction.values()):
             return "the descent direction is not finite (an overflow)"
         try:
-            if self.reverse_opt is not None:
-                self.reverse_opt.step(res.direction)          # the inverse step first (TPTT)
-            self.opt.step(res.direction)
+            direction = res.direction
+            if self.reverse_opt is not None:                  # the inverse step first (TPTT)
+                self.reverse_opt.step({k: direction[k] for k in self.reverse_opt.params})
+                direction = {k: direction[k] for k in self.opt.params}
+            self.opt.step(direction)
         except FloatingPointError as err:
             return f"parameter update overflowed: {err}"
         n.wall_seconds += time.perf_counter() - t0

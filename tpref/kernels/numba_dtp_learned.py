@@ -28,10 +28,26 @@ from numba import njit
 
 from ..methods import dtp_learned
 from . import numba_rnn
+from .core import flush_tiny, power_of_two_scale
 from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vtanh, wide_vectors
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+
+
+@njit(fastmath=CONTRACT, inline="always")
+def _input_term(X, W_xh_T, XW):
+    """XW = X W_xh^T for rows X (rows, d), summed over j = 0..d-1 in order (the reference's
+    product for the small d of every task), as an explicit loop (no BLAS call for d = 1)."""
+    rows, d = X.shape
+    p = W_xh_T.shape[1]
+    for r in range(rows):
+        for i in range(p):
+            XW[r, i] = X[r, 0] * W_xh_T[0, i]
+        for j in range(1, d):
+            xrj = X[r, j]
+            for i in range(p):
+                XW[r, i] += xrj * W_xh_T[j, i]
 
 
 @njit(fastmath=CONTRACT, **_JIT)
@@ -86,13 +102,7 @@ def _reconstruction_kernel(x, hidden, pert, noisy, W_xh_T, W_hh_T, b_h, V_T, c_h
             for r in range(rows):
                 for i in range(p):
                     Ht[r, i] = H[r, i]
-        for r in range(rows):
-            for i in range(p):
-                XW[r, i] = X[r, 0] * W_xh_T[0, i]
-            for j in range(1, d):
-                xrj = X[r, j]
-                for i in range(p):
-                    XW[r, i] += xrj * W_xh_T[j, i]
+        _input_term(X, W_xh_T, XW)                          # (rows, p) x W_xh^T
         np.dot(Ht, W_hh_T, U)                                # (rows, p) h~ W_hh^T
         # branches hoisted out of the element loops, so that each loop vectorizes
         if sigmoid:
@@ -147,17 +157,11 @@ def _reverse_preactivations(x, hidden, W_xh_T, V_T, c_h, U):
     rows = T * B
     Uf = U.reshape(rows, p)
     np.dot(hidden[1:].reshape(rows, p), V_T, Uf)          # (T B, p) h_t V_hh^T
-    X = x.reshape(rows, d)
-    xw = np.empty(p, U.dtype)
+    XW = np.empty((rows, p), U.dtype)
+    _input_term(x.reshape(rows, d), W_xh_T, XW)            # (T B, p) x_t W_xh^T
     for r in range(rows):
         for i in range(p):
-            xw[i] = X[r, 0] * W_xh_T[0, i]
-        for j in range(1, d):
-            xrj = X[r, j]
-            for i in range(p):
-                xw[i] += xrj * W_xh_T[j, i]
-        for i in range(p):
-            Uf[r, i] = (xw[i] + Uf[r, i]) + c_h[i]
+            Uf[r, i] = (XW[r, i] + Uf[r, i]) + c_h[i]
 
 
 @njit(fastmath=CONTRACT, **_JIT)
@@ -222,14 +226,14 @@ def displacements(params, x, hidden, lam_T, activation):
         _reverse_preactivations(x, hidden, np.ascontiguousarray(params["W_xh"].T), V_T,
                                 np.ascontiguousarray(params["c_h"]), U)
         _learned_displacements_kernel(U, lam, V_T, activation == "sigmoid",
-                                      numba_rnn._flush(hidden.dtype))
+                                      flush_tiny(hidden.dtype))
     return lam
 
 
 def forward_direction(params, x, hidden, lam, activation):
     """Twin of ``dtp_learned.forward_direction``: (2 / (B p)) x the local Eq. (3) kernel."""
     B, p = hidden.shape[1], hidden.shape[2]
-    s = numba_rnn._power_of_two_scale(lam[1:])
+    s = power_of_two_scale(lam[1:])
     zeros = np.zeros(hidden.shape[1:], dtype=hidden.dtype)
     with numba_rnn.blas_threads():
         direction = numba_rnn._directions(np.ascontiguousarray(params["W_hh"]), hidden, x, lam,

@@ -53,7 +53,8 @@ import numpy as np
 
 from ..models.activations import activate, derivative_from_output
 from ..models.rnn import rnn_forward
-from .reference import output_backward, transition_backward
+from ..losses import output_backward
+from .reference import transition_backward
 
 
 # ----------------------------------------------------------------------------------------------
