@@ -1,6 +1,6 @@
 """Method "dtp_learned" (TPTT) against an independent float64 PyTorch autograd model.
 
-The gold model is written from Manchev & Spratling's description (ANCHORS.md, "Manchev &
+The gold model is written from Manchev & Spratling's description (docs/peers.md, "Manchev &
 Spratling") and tpref's documented conventions, not from tpref's code: an explicit torch loop
 for F and G, the targets as the plain difference h_{t-1} - G(x_t, h_t) + G(x_t, v_t) (no
 cancellation trick: gamma_h is large enough here for that to be exact to ~1e-16), every

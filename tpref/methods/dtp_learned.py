@@ -3,7 +3,7 @@
 The paper (Appendix D) compares its linearized TP with the classic form of target
 propagation through time: difference TP whose inverse is a reverse layer with its own weights,
 trained to invert the forward step (Manchev & Spratling, "Target Propagation in Recurrent
-Neural Networks", JMLR 2020; ANCHORS.md). This module is the readable reference of that
+Neural Networks", JMLR 2020; docs/peers.md). This module is the readable reference of that
 method ("dtp_learned" in ``tpref.oracle``); ``tpref.kernels.numba_dtp_learned`` is its twin.
 docs/equations.md, section "DTP with a learned inverse", derives every line.
 
