@@ -310,12 +310,13 @@ def _dtp_learned_oracle(params, x, y, *, loss, gamma_h, reg, update, activation,
     check_options_fit_dtype(dtype, gamma_h, None, clip_eps)
     x = check_inputs(x, d, dtype)
     y = check_targets(y, loss, x.shape[1], k, dtype)
+    from .methods.dtp_learned import REFERENCE, run          # the flow both backends share
     if backend == "numpy":
-        from .methods.dtp_learned import dtp_learned_oracle
+        kernels = REFERENCE
     else:
-        from .kernels.numba_dtp_learned import dtp_learned_oracle
-    out = dtp_learned_oracle(params, x, y, loss=loss, gamma_h=gamma_h, noise=noise, seed=seed,
-                             activation=activation, reverse_lr=reverse_lr)
+        from .kernels.numba_dtp_learned import NUMBA as kernels
+    out = run(kernels, params, x, y, loss=loss, gamma_h=gamma_h, noise=noise, seed=seed,
+              activation=activation, reverse_lr=reverse_lr)
     call = dict(loss=loss, gamma_h=gamma_h, reg=reg, update=update, activation=activation,
                 backend=backend, clip_eps=clip_eps, cell=cell, noise=noise, seed=seed,
                 reverse_lr=reverse_lr)

@@ -1,7 +1,8 @@
 """Numba CPU twin of method "dtp_learned" (tpref.methods.dtp_learned, TPTT's learned inverse).
 
-Same flow (``dtp_learned.run``: the noise draws and the schedule are shared, not twinned),
-three kernels in place of the reference's loops, tested by equality with the reference
+Same flow (``tpref.methods.dtp_learned.run``, to which ``tpref.oracle`` hands :data:`NUMBA`:
+the noise draws and the schedule are shared, not twinned), three kernels in place of the
+reference's loops, tested by equality with the reference
 (tests/test_dtp_learned.py: float64 to ~1e-15 relative, float32 by config's policy):
 
 - forward pass: ``numba_rnn.rnn_forward``, the kernel every RNN method uses;
@@ -26,7 +27,6 @@ from types import SimpleNamespace
 import numpy as np
 from numba import njit
 
-from ..methods import dtp_learned
 from . import numba_rnn
 from .core import flush_tiny, power_of_two_scale
 from .numba_blas import add_tn_product
@@ -246,11 +246,7 @@ def _forward(params, x, activation):
     return numba_rnn.rnn_forward(params, x, activation)
 
 
+#: The kernels ``tpref.methods.dtp_learned.run`` calls for backend "numba" (``tpref.oracle``
+#: joins the two: kernels sit below the reference and never import it).
 NUMBA = SimpleNamespace(forward=_forward, reconstruction=reconstruction,
                         displacements=displacements, forward_direction=forward_direction)
-
-
-def dtp_learned_oracle(params, x, y, *, loss, gamma_h, noise, seed, activation, reverse_lr):
-    """One "dtp_learned" oracle call with the Numba kernels (twin of the reference's)."""
-    return dtp_learned.run(NUMBA, params, x, y, loss=loss, gamma_h=gamma_h, noise=noise,
-                           seed=seed, activation=activation, reverse_lr=reverse_lr)

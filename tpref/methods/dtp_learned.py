@@ -211,13 +211,8 @@ def run(kernels, params, x, y, *, loss, gamma_h, noise, seed, activation, revers
             "direction": direction, "reconstruction_loss": rec_value}
 
 
+#: The reference's kernels for :func:`run` (backend "numpy"); the Numba twin's are
+#: ``tpref.kernels.numba_dtp_learned.NUMBA``.
 REFERENCE = SimpleNamespace(forward=rnn_forward, reconstruction=reconstruction_backward,
                             displacements=learned_displacements,
                             forward_direction=forward_direction)
-
-
-def dtp_learned_oracle(params, x, y, *, loss, gamma_h, noise, seed, activation, reverse_lr):
-    """One "dtp_learned" oracle call with the NumPy reference loops (inputs validated by
-    ``tpref.oracle``); see the module docstring for every formula."""
-    return run(REFERENCE, params, x, y, loss=loss, gamma_h=gamma_h, noise=noise, seed=seed,
-               activation=activation, reverse_lr=reverse_lr)
