@@ -309,6 +309,7 @@ def _dtp_learned_oracle(params, x, y, *, loss, gamma_h, reg, update, activation,
     dtype, d, p, k = check_dtp_learned_params(params)
     check_options_fit_dtype(dtype, gamma_h, None, clip_eps)
     x = check_inputs(x, d, dtype)
+    check_time_major(x, y)
     y = check_targets(y, loss, x.shape[1], k, dtype)
     from .methods.dtp_learned import REFERENCE, run          # the flow both backends share
     if backend == "numpy":
