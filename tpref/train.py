@@ -171,6 +171,9 @@ class RunConfig:
                              f"learned), got reg={self.reg!r}")
         if self.update != "local":
             raise ValueError(f"method 'dtp_learned' has update 'local' only, got {self.update!r}")
+        if self.diagnostics:
+            raise ValueError("diagnostics (--diagnostics) compare BP and TP on the run's weights "
+                             "and do not cover method 'dtp_learned'; run without --diagnostics")
 
     def oracle_options(self, iteration):
         """The method's keyword arguments of ``tpref.oracle`` at ``iteration``."""
