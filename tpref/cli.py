@@ -205,15 +205,16 @@ def _reproduce(args):
     overrides = _common_fields(args)
     overrides["iterations"] = args.iterations
     overrides.pop("length")
-    if args.seeds:
+    seeds = _seeds(args) if args.seeds else None
+    if not args.plot_only:
+        configs = {p: panel_configs(p, methods, **_figure_overrides(p, overrides))
+                   for p in panels}
+        for p in panels:                         # every panel's data, before any training
+            configs[p][0].make_task()
+    if seeds:
         from .plotting import plot_figure_seeds
 
-        seeds = _seeds(args)
         if not args.plot_only:
-            configs = {p: panel_configs(p, methods, **_figure_overrides(p, overrides))
-                       for p in panels}
-            for p in panels:                     # every panel's data, before any training
-                configs[p][0].make_task()
             for p in panels:
                 _panel(args, p, methods, _figure_overrides(p, overrides))
         png = plot_figure_seeds(args.out, FIGURES[args.figure], methods, seeds,
@@ -223,10 +224,6 @@ def _reproduce(args):
         print(f"figure: {png}")
         return 0
     if not args.plot_only:
-        configs = {p: panel_configs(p, methods, **_figure_overrides(p, overrides))
-                       for p in panels}
-        for p in panels:                     # every panel's data, before any training
-            configs[p][0].make_task()
         for p in panels:
             _print_preset_note(p, args.cell)
             run_panel(p, configs[p], args.out, jobs=args.jobs, resume=not args.restart)
