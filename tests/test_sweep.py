@@ -168,3 +168,59 @@ def test_compare_with_seeds_runs_every_seed_and_tabulates_median_and_range(tmp_p
                                   for r in rows]
             assert strip(read_metrics(run / "metrics.jsonl")) == strip(
                 read_metrics(direct / "metrics.jsonl"))
+
+
+def _session_processes(sid, wait=10.0):
+    """Live (not zombie) processes of session ``sid``, after waiting up to ``wait`` seconds
+    for them to go."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat=,args="], capture_output=True,
+                             text=True).stdout
+        left = [line for line in out.splitlines()
+                if int(line.split()[1]) == sid and not line.split()[2].startswith("Z")]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+def test_ctrl_c_leaves_no_process_and_the_same_command_resumes(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "tpref", "sweep", "--task", "temporal-order", "--length", "12",
+           "--hidden", "8", "--iterations", "2000", "--eval-every", "500", "--eval-size", "50",
+           "--checkpoint-every", "100", "--backend", "numpy", "--grid", "lr=0.01,0.02",
+           "--workers", "2", "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+        + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    # Ctrl-C's SIGINT is ignored in processes started in the background by a shell; the
+    # child gets the default disposition back so that Python turns it into KeyboardInterrupt
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not list(out.glob("cells/*/checkpoint.npz")):      # a cell is under way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)                      # Ctrl-C reaches the whole group
+    text = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, text
+    assert _session_processes(proc.pid) == [], "a process outlived tpref sweep"
+    assert "rerun the same command to resume" in text
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = read_results(out / "results.csv")
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+
+
+def test_scheduler_address_submits_to_an_existing_cluster(tmp_path, client):
+    rows = sweep({"lr": [0.05]}, tmp_path / "s", base=BASE, seeds=[2],
+                 scheduler=client.scheduler.address, progress=False, plot=False)
+    assert rows[0]["status"] == "finished" and rows[0]["seed"] == 2
+    assert client.submit(abs, -1).result() == 1       # the cluster outlives the sweep's client

@@ -32,7 +32,9 @@ import itertools
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import typing
@@ -689,6 +691,18 @@ def base_from_preset(task, method, **overrides):
     return base
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM stops the sweep like Ctrl-C (cluster closed, cells keep their checkpoints);
+    returns the previous handler (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def _cli_sweep(args):
     try:
         require_dask()
@@ -716,6 +730,7 @@ def _cli_sweep(args):
     print(f"tpref sweep: {n} cells ({' x '.join(f'{k} {len(v)}' for k, v in grid.items())}"
           f"{f' x seeds {len(seeds)}' if seeds else ''}) on {where}; results in {args.out}",
           flush=True)
+    previous = _sigterm_as_interrupt()
     try:
         rows = sweep(grid, args.out, base=base, seeds=seeds, workers=args.workers,
                      scheduler=args.scheduler, score=args.score)
@@ -723,6 +738,9 @@ def _cli_sweep(args):
         print(f"\ntpref sweep: interrupted; rerun the same command to resume (finished cells "
               f"are kept in {args.out}/cells)", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     print("tpref sweep: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
           + f"; table {os.path.join(args.out, 'results.csv')}")
