@@ -3,7 +3,8 @@ other in one process, and the per-cell overhead of the sweep machinery.
 
     python scripts/bench_sweep.py --workers 2 --cells 8 --iterations 300
 
-Four timings of the same grid (each into a fresh directory, so nothing is skipped):
+Four timings of the same grid (each into a fresh directory, so nothing is skipped; the
+serial and warm variants repeated in turn, medians reported):
 
 - ``serial``: :func:`tpref.sweeps.run_cell` on every cell in this process, one after the other
   (no Dask), the baseline;
@@ -21,6 +22,7 @@ the same work. Prints a Markdown table.
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -49,6 +51,8 @@ def main(argv=None):
     ap.add_argument("--length", type=int, default=60)
     ap.add_argument("--hidden", type=int, default=100)
     ap.add_argument("--backend", default="numba")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="interleaved repetitions of the warm variants (medians reported)")
     ap.add_argument("--out", default=None, help="scratch directory (default: a temporary one)")
     args = ap.parse_args(argv)
 
@@ -74,45 +78,54 @@ def main(argv=None):
     def numbers(rows):
         return [{k: v for k, v in r.items() if k not in volatile} for r in rows]
 
-    results = {}
     # warm-up of this process (imports, numba cache load), not timed
     cell0 = make_cells({"seed": [0]}, {**base, "iterations": 2})[0]
     run_cell(cell0, fresh("warmup"), "warmup")
 
-    d = fresh("serial")
-    t0 = time.perf_counter()
-    with threadpool_limits(1):
-        serial = [run_cell(c, os.path.join(d, "cells", c.name), os.path.join("cells", c.name))
-                  for c in make_cells(grid, base)]
-    results["serial (one process, no Dask)"] = time.perf_counter() - t0
+    def serial_run():
+        d = fresh("serial")
+        with threadpool_limits(1):
+            return [run_cell(c, os.path.join(d, "cells", c.name), os.path.join("cells", c.name))
+                    for c in make_cells(grid, base)]
 
-    t0 = time.perf_counter()
-    cold = tpref.sweep(grid, fresh("cold"), base=base, workers=args.workers, progress=False,
-                       plot=False)
-    results[f"sweep, {args.workers} workers (cluster start/stop included)"] = time.perf_counter() - t0
+    def timed(fn):
+        t0 = time.perf_counter()
+        rows = fn()
+        return time.perf_counter() - t0, rows
 
-    with dask_client(workers=args.workers) as client:
-        _warm(client, cell0, scratch)
-        t0 = time.perf_counter()
-        warm = tpref.sweep(grid, fresh("warm"), base=base, client=client, progress=False,
-                           plot=False)
-        results[f"sweep, {args.workers} workers, warm cluster"] = time.perf_counter() - t0
-    with dask_client(workers=1) as client:
-        _warm(client, cell0, scratch)
-        t0 = time.perf_counter()
-        one = tpref.sweep(grid, fresh("one"), base=base, client=client, progress=False,
-                          plot=False)
-        results["sweep, 1 worker, warm cluster"] = time.perf_counter() - t0
-    for name, rows in (("cold", cold), ("warm", warm), ("one", one)):
-        if numbers(rows) != numbers(serial):
-            raise SystemExit(f"bench_sweep: the {name} sweep's numbers differ from the serial run")
+    names = {"serial": "serial (one process, no Dask)",
+             "warm": f"sweep, {args.workers} workers, warm cluster",
+             "one": "sweep, 1 worker, warm cluster"}
+    times = {k: [] for k in names}
+    t_cold, cold = timed(lambda: tpref.sweep(grid, fresh("cold"), base=base, workers=args.workers,
+                                             progress=False, plot=False))
+    with dask_client(workers=args.workers) as many, dask_client(workers=1) as one:
+        _warm(many, cell0, scratch)
+        _warm(one, cell0, scratch)
+        # interleaved repetitions: the load of a shared machine drifts; each variant sees it
+        for _ in range(args.repeats):
+            t, serial = timed(serial_run)
+            times["serial"].append(t)
+            t, warm = timed(lambda: tpref.sweep(grid, fresh("warm"), base=base, client=many,
+                                                progress=False, plot=False))
+            times["warm"].append(t)
+            t, single = timed(lambda: tpref.sweep(grid, fresh("one"), base=base, client=one,
+                                                  progress=False, plot=False))
+            times["one"].append(t)
+            for name, rows in (("cold", cold), ("warm", warm), ("one", single)):
+                if numbers(rows) != numbers(serial):
+                    raise SystemExit(f"bench_sweep: the {name} sweep's numbers differ from the "
+                                     "serial run")
     if not args.out:
         shutil.rmtree(scratch, ignore_errors=True)
+    results = {names[k]: statistics.median(v) for k, v in times.items()}
+    results[f"sweep, {args.workers} workers (cluster start/stop included; once)"] = t_cold
 
     serial_s = results["serial (one process, no Dask)"]
     print(f"grid: {args.cells} cells, temporal order T={args.length}, TP, hidden {args.hidden}, "
           f"{args.iterations} iterations, backend {args.backend}; load average "
           f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs\n")
+    print(f"medians of {args.repeats} interleaved repetitions (the cold sweep: once)\n")
     print("| variant | wall s | cells / s | speed-up vs serial |")
     print("|---|---|---|---|")
     for name, s in results.items():
