@@ -224,3 +224,17 @@ def test_scheduler_address_submits_to_an_existing_cluster(tmp_path, client):
                  scheduler=client.scheduler.address, progress=False, plot=False)
     assert rows[0]["status"] == "finished" and rows[0]["seed"] == 2
     assert client.submit(abs, -1).result() == 1       # the cluster outlives the sweep's client
+
+
+def test_cli_flags_reach_every_cell():
+    from tpref.cli import build_parser
+    from tpref.sweeps import cli_base
+
+    args = build_parser().parse_args(
+        ["sweep", "--task", "temporal-order", "--length", "12", "--hidden", "8", "--cell", "gru",
+         "--dtype", "float32", "--iterations", "400", "--gamma-h", "0.05", "--grid", "lr=0.1"])
+    base = cli_base(args)
+    assert (base["hidden"], base["cell"], base["dtype"], base["length"]) == (8, "gru", "float32", 12)
+    assert base["iterations"] == 400 and base["eval_every"] == 20 and base["gamma_h"] == 0.05
+    cells = make_cells(parse_grid(args.grid), base)
+    assert cells[0].config.cell == "gru" and cells[0].config.hidden == 8

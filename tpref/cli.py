@@ -308,7 +308,7 @@ def build_parser():
 
     from .sweeps import register as register_sweep
 
-    register_sweep(sub, _add_common)
+    register_sweep(sub, _add_common, _common_fields)
 
     from .verify.golden import register as register_verify
 

@@ -648,8 +648,9 @@ def sweep(grid, out, *, base=None, seeds=None, workers=None, scheduler=None, pro
 # command line
 
 
-def register(subparsers, add_common):
-    """Add ``tpref sweep`` to the CLI's subparsers (``add_common`` adds the shared flags)."""
+def register(subparsers, add_common, common_fields):
+    """Add ``tpref sweep`` to the CLI's subparsers: ``add_common(parser)`` adds the flags shared
+    by the training commands, ``common_fields(args)`` turns them into RunConfig fields."""
     from .config import METHODS
 
     sp = subparsers.add_parser(
@@ -674,7 +675,7 @@ def register(subparsers, add_common):
     sp.add_argument("--score", default="final_test_accuracy",
                     choices=("final_test_accuracy", "best_test_accuracy", "final_train_loss",
                              "train_loss_auc"), help="what the heatmap shows")
-    sp.set_defaults(func=_cli_sweep)
+    sp.set_defaults(func=_cli_sweep, common_fields=common_fields)
 
 
 def base_from_preset(task, method, **overrides):
@@ -688,6 +689,20 @@ def base_from_preset(task, method, **overrides):
     base = dataclasses.asdict(cfg)
     base.update(fields)
     base["task"] = task
+    return base
+
+
+def cli_base(args):
+    """The fields every cell of ``tpref sweep`` shares: the task's preset for --method, then
+    the flags given (evaluation cadence as ``tpref train``'s when --eval-every is not)."""
+    from .train import default_eval_every
+
+    base = base_from_preset(
+        args.task, args.method, **args.common_fields(args), iterations=args.iterations,
+        batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+        nesterov=args.nesterov or None, gamma_h=args.gamma_h, reg=args.reg)
+    if args.eval_every is None:
+        base["eval_every"] = default_eval_every(base["iterations"])
     return base
 
 
@@ -709,22 +724,13 @@ def _cli_sweep(args):
     except ImportError as err:
         print(f"tpref sweep: error: {err}", file=sys.stderr)
         return 2
-    from .train import default_backend
-
     if not args.grid:
         raise SweepError("give at least one --grid FIELD=V1,V2,...")
+    if getattr(args, "restart", False):
+        raise SweepError("--restart: a sweep resumes its cells; to start afresh, use a new --out")
     grid = parse_grid(args.grid)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
-    base = base_from_preset(
-        args.task, args.method, length=args.length,
-        pixels_per_step=args.pixels_per_step, markers=args.markers, criterion=args.criterion,
-        data_dir=args.data_dir, seed=args.seed, backend=args.backend or default_backend(),
-        eval_every=args.eval_every, eval_size=args.eval_size,
-        checkpoint_every=args.checkpoint_every, update=args.update, hidden=args.hidden,
-        iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
-        momentum=args.momentum, nesterov=args.nesterov or None, gamma_h=args.gamma_h,
-        reg=args.reg, cell=args.cell, gru_inverse=args.gru_inverse, dtype=args.dtype,
-        init=args.init)
+    base = cli_base(args)
     n = len(make_cells(grid, base, seeds))
     where = args.scheduler or f"{args.workers or default_workers()} local worker processes"
     print(f"tpref sweep: {n} cells ({' x '.join(f'{k} {len(v)}' for k, v in grid.items())}"
