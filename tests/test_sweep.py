@@ -235,6 +235,9 @@ def test_cli_flags_reach_every_cell():
          "--dtype", "float32", "--iterations", "400", "--gamma-h", "0.05", "--grid", "lr=0.1"])
     base = cli_base(args)
     assert (base["hidden"], base["cell"], base["dtype"], base["length"]) == (8, "gru", "float32", 12)
-    assert base["iterations"] == 400 and base["eval_every"] == 20 and base["gamma_h"] == 0.05
+    from tpref.train import default_eval_every
+
+    assert base["iterations"] == 400 and base["gamma_h"] == 0.05
+    assert base["eval_every"] == default_eval_every(400)      # tpref train's cadence
     cells = make_cells(parse_grid(args.grid), base)
     assert cells[0].config.cell == "gru" and cells[0].config.hidden == 8
