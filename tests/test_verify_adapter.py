@@ -158,7 +158,7 @@ def test_models_tpref_cannot_check_are_refused():
 
 
 def test_plain_array_path_imports_no_framework():
-    code = ("import sys, tpref.verify.adapter; "
+    code = ("import sys, tpref.verify, tpref.verify.adapter; "
             "assert 'torch' not in sys.modules and 'jax' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
