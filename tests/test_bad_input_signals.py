@@ -111,7 +111,9 @@ def test_signal_to_compare_stops_every_worker_with_a_short_message(tmp_path, sig
     for r in runs:
         summary = json.load(open(r / "summary.json"))
         assert summary["status"] == "interrupted"
-        assert os.path.exists(r / "checkpoint.npz") or summary["iterations_done"] < 100
+        # --checkpoint-every 100: a run stopped after its 100th step but before that step's
+        # checkpoint was written (e.g. during the evaluation at 100) has none yet
+        assert os.path.exists(r / "checkpoint.npz") or summary["iterations_done"] <= 100
 
 
 def test_sigkill_to_compare_stops_every_worker(tmp_path):
