@@ -102,7 +102,7 @@ def test_gru_run_resumes_bit_identically(tmp_path, method):
         read_metrics(tmp_path / "part" / "metrics.jsonl"))
 
 
-def test_gru_run_logs_the_gru_evaluation(tmp_path):
+def test_gru_run_logs_the_gru_evaluation(tmp_path, monkeypatch):
     """The logged test loss at iteration 0 is the GRU's (the reference forward), not an RNN's."""
     cfg = gru_config(iterations=1, eval_every=1, backend="numpy")
     train(cfg, tmp_path, progress=False)
@@ -111,9 +111,11 @@ def test_gru_run_logs_the_gru_evaluation(tmp_path):
     from tpref.train import evaluate
     loss, _ = evaluate(task, params, cfg.seed, cfg.eval_size, cell="gru")
     assert read_metrics(tmp_path / "metrics.jsonl")[0]["test_loss"] == pytest.approx(loss, rel=1e-12)
-    x, _ = next(task.eval_batches(cfg.seed, 5))
-    assert np.allclose(last_hidden("gru", params, x, "numba"), gru_forward(params, x)[0][-1],
-                       rtol=1e-10, atol=1e-12)
+    x, _ = next(task.eval_batches(cfg.seed, 30))
+    for backend in ("numba", "numpy"):                             # in chunks, as one batch
+        monkeypatch.setattr("tpref.models.cells.GRU_EVAL_CHUNK", 7)
+        assert np.allclose(last_hidden("gru", params, x, backend), gru_forward(params, x)[0][-1],
+                           rtol=1e-10, atol=1e-12)
 
 
 def test_gru_authors_inverse_float32_and_torch_init(tmp_path):
