@@ -193,6 +193,13 @@ def _reproduce(args):
 
     if args.figure.startswith("fig6"):
         return _study(args)
+    if args.figure == "sensitivity":
+        from .sensitivity import run_sensitivity
+
+        run_sensitivity(args.out, quick=args.quick, data_dir=args.data_dir, backend=args.backend,
+                        seeds=_seeds(args) if args.seeds else (args.seed,),
+                        iterations=args.iterations, workers=args.jobs, plot_only=args.plot_only)
+        return 0
     panels = FIGURES[args.figure]
     if args.panels:
         panels = tuple(args.panels.split(","))
@@ -290,10 +297,13 @@ def build_parser():
 
     rp = sub.add_parser("reproduce", help="the paper's Fig. 3 (synthetic), Fig. 4 (images: "
                         "MNIST, permuted MNIST, CIFAR-10 with the RNN, Fashion-MNIST with the GRU), "
-                        "the grid studies of Fig. 6a/6b (on Dask) or Appendix D")
-    rp.add_argument("figure", choices=("fig3", "fig4", "fig6a", "fig6b", "appendix-d"),
+                        "the grid studies of Fig. 6a/6b and the sensitivity study (on Dask) or "
+                        "Appendix D")
+    rp.add_argument("figure", choices=("fig3", "fig4", "fig6a", "fig6b", "sensitivity",
+                                       "appendix-d"),
                     help="appendix-d: MNIST, TP vs DTP with the regularized vs a learned inverse "
-                         "(TPTT), and TPTT on temporal order T=60 against BP and TP")
+                         "(TPTT), and TPTT on temporal order T=60 against BP and TP; sensitivity: "
+                         "TP on MNIST, gamma_h, gamma_theta and r one at a time")
     _add_common(rp)
     rp.add_argument("--panels", default=None, help="comma-separated subset of the figure's panels")
     rp.add_argument("--jobs", type=positive_int, default=None,
@@ -301,7 +311,8 @@ def build_parser():
     rp.add_argument("--seeds", default=None,
                     help="seeds, e.g. 0-4: every run once per seed on Dask (the [sweep] extra)")
     rp.add_argument("--quick", action="store_true",
-                    help="fig6a/fig6b: the small grid on shorter sequences (minutes, not hours)")
+                    help="fig6a/fig6b/sensitivity: the small variant on shorter sequences "
+                         "(minutes, not hours)")
     rp.add_argument("--plot-only", action="store_true",
                     help="redraw the figure from the runs already in --out")
     rp.set_defaults(func=_reproduce)

@@ -6,7 +6,7 @@ the run's diagnostics (tpref.diagnostics) in one figure, DIR/diagnostics.png:
 - top: log10 of BP's ||dloss/dh_t|| and of TP's ||lam_t|| / gamma_h, time step t (vertical)
   by iteration (horizontal), on one colour scale (lam_T = -gamma_h dloss/dh_T, so the two
   agree at t = T and their difference below shows how each carries the signal back in time);
-- bottom: the cosine between TP's direction and BP's gradient per block and update, the
+- bottom: those norms against t at the first and last diagnosis; the cosine between TP's direction and BP's gradient per block and update, the
   spectral radius and extreme singular values of W_hh, and Lemma 3.1's bound against the
   actual ||BP - TP/gamma_h||.
 """
@@ -34,21 +34,22 @@ def plot_diagnostics(run_dir, path=None, title=None):
                 "TP: log10 ||lam_t|| / gamma_h": np.log10(tp / gamma_h).T}
     finite = np.concatenate([m[np.isfinite(m)] for m in maps.values()])
     vmin, vmax = (np.percentile(finite, 1), finite.max()) if finite.size else (-1, 0)
-    fig = plt.figure(figsize=(13, 8), dpi=80)
-    grid = fig.add_gridspec(2, 6, height_ratios=(1.15, 1))
+    fig = plt.figure(figsize=(16, 8.5), dpi=80)
+    grid = fig.add_gridspec(2, 4, height_ratios=(1.15, 1))
     T = bp.shape[1] - 1
     x_lo, x_hi = its[0], its[-1] if len(its) > 1 else its[0] + 1
     for i, (label, m) in enumerate(maps.items()):
-        ax = fig.add_subplot(grid[0, 3 * i:3 * i + 3])
+        ax = fig.add_subplot(grid[0, 2 * i:2 * i + 2])
         im = ax.imshow(m, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
                        extent=(x_lo, x_hi, -0.5, T + 0.5), interpolation="nearest")
         ax.set_title(label, fontsize="medium")
         ax.set_xlabel("iteration")
         ax.set_ylabel("time step t (T at the top)")
         fig.colorbar(im, ax=ax, fraction=0.05)
-    _alignment(fig.add_subplot(grid[1, 0:2]), its, records)
-    _spectrum(fig.add_subplot(grid[1, 2:4]), its, records)
-    _lemma(fig.add_subplot(grid[1, 4:6]), its, records)
+    _profiles(fig.add_subplot(grid[1, 0]), its, bp, tp / gamma_h)
+    _alignment(fig.add_subplot(grid[1, 1]), its, records)
+    _spectrum(fig.add_subplot(grid[1, 2]), its, records)
+    _lemma(fig.add_subplot(grid[1, 3]), its, records)
     fig.suptitle(title or f"diagnostics of {os.path.basename(os.path.abspath(run_dir))} "
                  f"(T = {T}, gamma_h {records[-1]['gamma_h']:g}, r {records[-1]['reg']:g})")
     fig.tight_layout()
@@ -59,6 +60,18 @@ def plot_diagnostics(run_dir, path=None, title=None):
 
 def _values(records, key):
     return np.array([np.nan if r.get(key) is None else r[key] for r in records], dtype=float)
+
+
+def _profiles(ax, its, bp, tp):
+    """||dloss/dh_t|| and ||lam_t|| / gamma_h against t at the first and the last diagnosis."""
+    t = np.arange(bp.shape[1])
+    for i, ls in ((0, ":"), (len(its) - 1, "-")):
+        ax.semilogy(t, bp[i], color="tab:blue", ls=ls, label=f"BP, iteration {its[i]}")
+        ax.semilogy(t, tp[i], color="tab:red", ls=ls, label=f"TP / gamma_h, iteration {its[i]}")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("norm over the batch")
+    ax.legend(fontsize="x-small")
+    ax.grid(alpha=0.3, which="both")
 
 
 def _alignment(ax, its, records):
@@ -88,7 +101,7 @@ def _spectrum(ax, its, records):
 
 def _lemma(ax, its, records):
     ax.semilogy(its, _values(records, "lemma_bound"), color="tab:gray",
-                label="Lemma 3.1 bound (corrected, sum over batch)")
+                label="Lemma 3.1 bound (corrected)")
     ax.semilogy(its, _values(records, "lemma_actual"), color="tab:red",
                 label="actual ||BP - TP/gamma_h||")
     ax.set_xlabel("iteration")
