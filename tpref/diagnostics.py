@@ -100,9 +100,21 @@ def hidden_gradients(params, hidden, g_T):
     g = np.empty(hidden.shape, dtype=np.float64)               # (T+1, B, p)
     g[T] = g_T
     W_hh = np.asarray(params["W_hh"], dtype=np.float64)
+    D = derivative_from_output("tanh", np.asarray(hidden, dtype=np.float64))   # (T+1, B, p)
     for t in range(T, 0, -1):
-        g[t - 1] = (g[t] * derivative_from_output("tanh", hidden[t])) @ W_hh
+        np.dot(g[t] * D[t], W_hh, out=g[t - 1])
     return g
+
+
+def bp_gradient(x, hidden, g):
+    """BP's gradient of (W_hh, W_xh, b_h) from the g_t of :func:`hidden_gradients`:
+    sum_t (g_t * a'(u_t)) [h_{t-1}; x_t; 1]^T (what ``tpref.oracle("bp")`` returns)."""
+    h = np.asarray(hidden, dtype=np.float64)
+    T, B, p = h.shape[0] - 1, h.shape[1], h.shape[2]
+    delta = (g[1:] * derivative_from_output("tanh", h[1:])).reshape(T * B, p)   # dloss/du_t
+    return {"W_hh": delta.T @ h[:-1].reshape(T * B, p),
+            "W_xh": delta.T @ np.asarray(x, dtype=np.float64).reshape(T * B, -1),
+            "b_h": delta.sum(axis=0)}
 
 
 def step_norms(a):
@@ -115,8 +127,8 @@ def alignment(bp_direction, tp_direction, gamma_h):
     """{block: (cosine, ||tp / gamma_h|| / ||bp||)} for the transition blocks (None if a norm is 0)."""
     out = {}
     for name in RNN_TRANSITION_NAMES:
-        bp = np.ravel(bp_direction[name]).astype(np.float64)
-        tp = np.ravel(tp_direction[name]).astype(np.float64) / gamma_h
+        bp = np.asarray(bp_direction[name], dtype=np.float64).ravel()
+        tp = np.asarray(tp_direction[name], dtype=np.float64).ravel() / gamma_h
         nb, nt = float(np.linalg.norm(bp)), float(np.linalg.norm(tp))
         cos = float(bp @ tp) / (nb * nt) if nb > 0 and nt > 0 else None
         out[name] = (cos, nt / nb if nb > 0 else None)
@@ -196,26 +208,28 @@ def diagnose(params, x, y, *, loss, gamma_h, reg, backend="numpy"):
     opts = dict(loss=loss, gamma_h=gamma_h, reg=reg, backend=backend)
     with np.errstate(all="ignore"), warnings.catch_warnings(), blas_threads():
         warnings.simplefilter("ignore", NonFiniteResultWarning)
-        bp = oracle("bp", params, x, y, **{**opts, "gamma_h": None, "reg": None})
         tp = {u: oracle("tp", params, x, y, update=u, **opts) for u in UPDATES}
         call = tp["local"].call
         hidden = np.asarray(tp["local"].hidden, dtype=np.float64)
-        _, _, _, g_T = output_backward({k: np.asarray(v, np.float64) for k, v in call.params.items()},
-                                       hidden[-1], call.y, loss)
-        bp_norms = step_norms(hidden_gradients(call.params, hidden, g_T))
+        value, _, _, g_T = output_backward({k: np.asarray(v, np.float64)
+                                            for k, v in call.params.items()},
+                                           hidden[-1], call.y, loss)
+        g = hidden_gradients(call.params, hidden, g_T)         # BP's backward pass
+        bp = bp_gradient(call.x, hidden, g)
+        bp_norms = step_norms(g)
         tp_norms = step_norms(tp["local"].displacements)
         spec, sigma = spectrum(call.params["W_hh"], reg)
         bound, a, b, delta = lemma_bound(call.params, call.x, hidden, g_T, reg, sigma)
-        diff = np.concatenate([np.ravel(bp.direction[k]).astype(np.float64)
-                               - np.ravel(tp["local"].direction[k]).astype(np.float64) / gamma_h
+        diff = np.concatenate([np.ravel(bp[k]) - np.asarray(tp["local"].direction[k],
+                                                             dtype=np.float64).ravel() / gamma_h
                                for k in RNN_TRANSITION_NAMES])
-        record = {"loss": float(bp.loss), "gamma_h": gamma_h, "reg": reg,
+        record = {"loss": float(value), "gamma_h": gamma_h, "reg": reg,
                   "bp_decay": bp_norms[1] / bp_norms[-1], "tp_decay": tp_norms[1] / tp_norms[-1],
                   **spec, "lemma_bound": float(bound.sum()),
                   "lemma_actual": float(np.linalg.norm(diff)), "lemma_a": float(a.max()),
                   "lemma_b": float(b.max()), "lemma_delta": float(delta.max())}
         for u in UPDATES:
-            for block, (cos, ratio) in alignment(bp.direction, tp[u].direction, gamma_h).items():
+            for block, (cos, ratio) in alignment(bp, tp[u].direction, gamma_h).items():
                 record[f"cos_{u}_{block}"] = cos
                 record[f"ratio_{u}_{block}"] = ratio
     return {k: v if isinstance(v, str) else _finite(v) for k, v in record.items()}, \
@@ -302,7 +316,12 @@ class Diagnostics:
         arrays = dict(iterations=np.array(self.its, dtype=np.int64),
                       bp_norms=np.array(self.bp, dtype=np.float64),
                       tp_norms=np.array(self.tp, dtype=np.float64))
-        atomic_write_bytes(self.paths["norms"], lambda f: np.savez(f, **arrays))
+        # temporary file + os.replace: a killed run leaves the old file or the new one (no
+        # fsync, which cost a quarter of a diagnosis on a busy disk; run_io's files keep theirs)
+        tmp = f"{self.paths['norms']}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, self.paths["norms"])
 
     def record(self, iteration, params, x, y):
         """Diagnose at ``params`` on (x, y) when ``iteration`` is a multiple of N."""
