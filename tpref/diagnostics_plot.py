@@ -30,8 +30,8 @@ def plot_diagnostics(run_dir, path=None, title=None):
     path = path or os.path.join(run_dir, "diagnostics.png")
     gamma_h = np.array([r["gamma_h"] for r in records])[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        maps = {"BP: log10 ||dloss/dh_t||": np.log10(bp).T,
-                "TP: log10 ||lam_t|| / gamma_h": np.log10(tp / gamma_h).T}
+        maps = {"BP: log10 ||dloss/dh_t||  (white: exactly 0)": np.log10(bp).T,
+                "TP: log10 ||lam_t|| / gamma_h  (white: exactly 0)": np.log10(tp / gamma_h).T}
     finite = np.concatenate([m[np.isfinite(m)] for m in maps.values()])
     vmin, vmax = (np.percentile(finite, 1), finite.max()) if finite.size else (-1, 0)
     fig = plt.figure(figsize=(16, 8.5), dpi=80)
