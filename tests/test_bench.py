@@ -70,3 +70,53 @@ def test_paired_ratio_pairs_samples_of_the_same_repetition():
     assert paired["median"] == pytest.approx(1.1)
     assert a_med / b_med == pytest.approx(2.2)
     assert paired["n"] == 5 and paired["q25"] <= paired["median"] <= paired["q75"]
+
+
+def test_grid_points_vary_one_axis_at_a_time():
+    from tpref.bench import grid
+    pts = grid.grid_points()
+    names = [n for n, _, _ in pts]
+    assert len(names) == len(set(names)) == 1 + 3 * 3 + len(grid.GRID_EXTRA)
+    for name, axis, cfg in pts:
+        if axis in grid.GRID_AXES:
+            others = {k: v for k, v in grid.GRID_BASE.items() if k != axis}
+            assert all(cfg[k] == v for k, v in others.items()) and cfg[axis] != grid.GRID_BASE[axis]
+    assert dict(pts[0][2], **grid.GRID_BASE) == pts[0][2]
+
+
+def test_grid_verdicts_use_the_roofline_where_torch_is_within_reach_of_it():
+    from tpref.bench.grid import verdicts
+    ratio = lambda v: {"median": v}                          # noqa: E731
+    row = {"point": "p=512", "T": 400, "p": 512, "torch_over_roofline": 2.0,
+           "bp_over_roofline": 1.2, "paired": {"torch_over_bp": ratio(1.6),
+                                               "tp_over_bp": ratio(1.3), "dtp_over_bp": ratio(1.1)}}
+    v = verdicts(row)
+    assert v["bp"]["met"] and v["bp"]["value"] == 1.2          # 3x is out of reach: roofline
+    assert "tp" not in v                                       # T < p and no encoding timed
+    assert v["dtp"]["met"]
+    row.update(torch_over_roofline=5.0, T=1600)
+    v = verdicts(row)
+    assert not v["bp"]["met"] and v["bp"]["value"] == 1.6 and not v["tp"]["met"]
+    row.update(T=60, p=100)
+    row["paired"]["encoding_over_bp"] = ratio(0.3)             # T < p: 1 + 0.3 + 0.05 allowed
+    assert verdicts(row)["tp"]["met"]
+
+
+def test_cli_bench_grid_writes_json_table_and_plot(tmp_path, monkeypatch):
+    from tpref.bench import grid
+    points = [("base", "base", dict(TINY, T=6, p=5, B=3))] + [
+        (f"{a}={v}", a, dict(TINY, **dict(dict(T=6, p=5, B=3), **{a: v})))
+        for a, v in (("T", 9), ("p", 7), ("B", 2))]
+    monkeypatch.setattr(grid, "grid_points", lambda: points)
+    with np.errstate():
+        assert cli_main(["bench", "--grid", "--quick", "--repeats", "2", "--out",
+                         str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "grid.json").read_text())
+    assert [r["point"] for r in out["grid"]] == [n for n, _, _ in points]
+    for r in out["grid"]:
+        assert r["dtype"] == "float32" and all(v["ok"] for v in r["check"].values()), r["check"]
+        assert set(r["paired"]) >= {"torch_over_bp", "tp_over_bp", "tp_tt_over_bp", "dtp_over_bp"}
+        assert r["roofline_ms"] > 0 and r["cpu_ms"]["bp"]["n"] == 2
+        assert set(r["verdicts"]) == {"bp", "tp", "tp_tt", "dtp"}
+    assert "| base | 6 | 3 | 5 |" in (tmp_path / "grid.md").read_text()
+    assert (tmp_path / "grid.png").stat().st_size > 0

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..cli_support import positive_int
 from .configs import CONFIGS
+from .grid import run_grid
 from .measure import bench_config, derived, sweep
 from .peers import set_threads, torch_or_none
 from .report import markdown, plot_sweep
@@ -22,7 +23,12 @@ def build_parser(parser=None):
     """The options of ``tpref bench`` (added to ``parser`` if given)."""
     parser = parser or argparse.ArgumentParser(prog="tpref bench", description=DESCRIPTION)
     parser.add_argument("--quick", action="store_true",
-                        help="few repeats, float32 sweep only, no numpy reference on long T")
+                        help="few repeats, float32 sweep only, no numpy reference on long T "
+                             "(with --grid: 3 repeats, float32 only)")
+    parser.add_argument("--grid", action="store_true",
+                        help="the grid of issue 17 instead (tpref.bench.grid): torch/BP and "
+                             "TP, DTP over BP along T, p and B, each point with its roofline; "
+                             "writes grid.json, grid.md, grid.png")
     parser.add_argument("--configs", default=",".join(CONFIGS), type=_config_list,
                         help=f"comma-separated subset of {','.join(CONFIGS)}")
     parser.add_argument("--dtypes", default="float32,float64", type=_dtype_list,
@@ -71,6 +77,11 @@ def run(args, log=print):
     import numba
     import scipy
     meta.update(numba=numba.__version__, scipy=scipy.__version__)
+    if args.grid:
+        if args.quick:
+            dtypes, repeats = dtypes[:1], args.repeats or 3
+        return run_grid(dtypes, repeats, args.out, with_torch=not args.no_torch, meta=meta,
+                        log=log)
     results = {"meta": meta, "gemm_gflops": {}, "configs": [], "sweep": []}
     for dt in dtypes:
         rates = gemm_rate(dt)

@@ -61,7 +61,7 @@ def with_ftz(fn, on):
     return run
 
 
-def tpref_runner(method, backend, params, x, y, cfg):
+def tpref_runner(method, backend, params, x, y, cfg, update="local"):
     """One oracle call; method "tp+lam": the "tp" call, then its displacements read."""
     kw = dict(loss=cfg["loss"], backend=backend)
     if method == "dtp_learned":
@@ -69,7 +69,7 @@ def tpref_runner(method, backend, params, x, y, cfg):
         kw.update(gamma_h=cfg["gamma_h"], **DTP_LEARNED_OPTIONS)
         return lambda: oracle("dtp_learned", learned, x, y, **kw)
     if method != "bp":
-        kw.update(gamma_h=cfg["gamma_h"], reg=cfg["reg"])
+        kw.update(gamma_h=cfg["gamma_h"], reg=cfg["reg"], update=update)
     if method == "tp+lam":
         return lambda: oracle("tp", params, x, y, **kw).displacements
     return lambda: oracle(method, params, x, y, **kw)

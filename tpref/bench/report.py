@@ -94,3 +94,87 @@ def markdown(results):
                          f"{r.get('tp_lam_over_bp_paired', float('nan')):.3f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _axis_rows(rows, axis, dtype):
+    """The grid rows along ``axis`` ("T", "p" or "B"), the centre included, sorted by it."""
+    rs = [r for r in rows if r["dtype"] == dtype and r["axis"] in (axis, "base")]
+    return sorted(rs, key=lambda r: r[axis])
+
+
+def plot_grid(rows, path, base):
+    """Ratios against T, p and B (one axis varied at a time around ``base``, a dict T, p, B
+    -> value): torch.nn.RNN / BP above, with
+    torch / roofline (the most any BP could gain); TP (local, through time) and DTP over BP
+    below, with the targets as dotted lines."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharey="row")
+    for j, axis in enumerate(("T", "p", "B")):
+        for dtype, ls in (("float32", "-"), ("float64", "--")):
+            rs = _axis_rows(rows, axis, dtype)
+            if not rs:
+                continue
+            xs = [r[axis] for r in rs]
+
+            def line(ax, key, label, color, marker="o"):
+                # a paired ratio's median, or a number of the row itself (torch / roofline)
+                vals = [(x, r["paired"][key]["median"] if key in r["paired"] else r.get(key))
+                        for x, r in zip(xs, rs)]
+                vals = [(x, v) for x, v in vals if v is not None]
+                if vals:
+                    ax.plot(*zip(*vals), ls=ls, marker=marker, color=color,
+                            label=f"{label} {dtype}")
+
+            line(axes[0, j], "torch_over_bp", "torch/BP", "C0")
+            line(axes[0, j], "torch_over_roofline", "torch/roofline", "C7", "x")
+            line(axes[1, j], "tp_over_bp", "TP local/BP", "C1")
+            line(axes[1, j], "tp_tt_over_bp", "TP through_time/BP", "C2")
+            line(axes[1, j], "dtp_over_bp", "DTP/BP", "C3", "s")
+        fixed = ", ".join(f"{k} {v}" for k, v in base.items() if k != axis)
+        axes[0, j].axhline(3.0, color="k", lw=0.8, ls=":")
+        axes[1, j].axhline(1.1, color="k", lw=0.8, ls=":")
+        axes[1, j].axhline(1.2, color="C3", lw=0.8, ls=":")
+        axes[0, j].set(xscale="log", title=f"along {axis} ({fixed})")
+        axes[1, j].set(xscale="log", xlabel=axis)
+    axes[0, 0].set_ylabel("torch.nn.RNN / numba BP (paired CPU)")
+    axes[1, 0].set_ylabel("method / numba BP (paired CPU)")
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def grid_markdown(results):
+    """One Markdown table per dtype of a ``tpref bench --grid`` run, with each target's verdict."""
+    lines = []
+    rows = results["grid"]
+    for dtype in dict.fromkeys(r["dtype"] for r in rows):
+        lines += [f"#### {dtype}", "",
+                  "| point | T | B | p | BP ms | torch/BP | BP/roof | torch/roof | TP/BP | "
+                  "TP tt/BP | DTP/BP | enc/BP | not met |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in (r for r in rows if r["dtype"] == dtype):
+            pr = {k: v["median"] for k, v in r["paired"].items()}
+
+            def f(v, fmt="{:.2f}"):
+                return "" if v is None else fmt.format(v)
+
+            missed = [k for k, v in r["verdicts"].items() if not v["met"]]
+            bp = r["cpu_ms"].get("bp", {}).get("median")
+            lines.append(
+                f"| {r['point']} | {r['T']} | {r['B']} | {r['p']} | {f(bp, '{:.3g}')} | "
+                f"{f(pr.get('torch_over_bp'))} | {f(r.get('bp_over_roofline'))} | "
+                f"{f(r.get('torch_over_roofline'))} | {f(pr.get('tp_over_bp'), '{:.3f}')} | "
+                f"{f(pr.get('tp_tt_over_bp'), '{:.3f}')} | {f(pr.get('dtp_over_bp'), '{:.3f}')} | "
+                f"{f(pr.get('encoding_over_bp'), '{:.3f}')} | {', '.join(missed) or '-'} |")
+        lines.append("")
+    n_met = sum(v["met"] for r in rows for v in r["verdicts"].values())
+    n_all = sum(len(r["verdicts"]) for r in rows)
+    lines.append(f"Targets met: {n_met} of {n_all} (point x dtype x target). Ratios: medians of "
+                 "per-repetition ratios of thread CPU time; roof: the point's roofline "
+                 "(tpref.bench.grid).")
+    return "\n".join(lines)

@@ -14,8 +14,10 @@ def _max_err(comp, ref):
     return float(np.max(np.abs(comp - ref))) / scale if scale > 0 else float(np.max(np.abs(comp)))
 
 
-def validate(cfg, dtype, backends, seed=0, t_check=48):
+def validate(cfg, dtype, backends, seed=0, t_check=48, update="local"):
     """Max relative (to max|ref|) error of each backend against the reference; ok flags.
+
+    TP and DTP run with ``update`` (the oracle's parameter update: "local" or "through_time").
 
     float64: ok when within config's RTOL + ATOL_SCALE (normwise). Other dtypes: ok when within
     the same policy plus F32_REF_FACTOR x the float32 reference's own error against float64.
@@ -37,7 +39,7 @@ def validate(cfg, dtype, backends, seed=0, t_check=48):
             kw.update(gamma_h=c["gamma_h"], **DTP_LEARNED_OPTIONS)
             run_params, ref_params = with_reverse(params), with_reverse(p64)
         elif method != "bp":
-            kw.update(gamma_h=c["gamma_h"], reg=c["reg"])
+            kw.update(gamma_h=c["gamma_h"], reg=c["reg"], update=update)
         ref = oracle(method, ref_params, x64, y64, backend="numpy", **kw)
         ref_dir = ref.direction
         if name.startswith("torch"):
