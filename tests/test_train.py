@@ -168,3 +168,24 @@ def test_sigterm_interrupts_cleanly(tmp_path):
     assert out.strip() == "interrupted"
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["iterations_done"] >= 50
+
+
+def test_warm_up_is_outside_the_clock_and_changes_no_number(tmp_path, monkeypatch):
+    """The kernels are compiled / loaded before the clock starts (summary says how long); a
+    run without the warm-up gives the same metrics and parameters; the numba evaluation
+    agrees with the reference's."""
+    import tpref.train as train_mod
+    cfg = small_config(backend="numba", iterations=20)
+    warm = train(cfg, tmp_path / "warm", progress=False)
+    assert warm["warm_up_seconds"] > 0 and warm["status"] == "finished"
+    monkeypatch.setattr(train_mod._Run, "warm_up", lambda self: 0.0)
+    cold = train(cfg, tmp_path / "cold", progress=False)
+    assert strip_wall(read_metrics(warm["paths"]["metrics"])) == \
+        strip_wall(read_metrics(cold["paths"]["metrics"]))
+    a, b = load_checkpoint(tmp_path / "warm" / "checkpoint.npz")[0], \
+        load_checkpoint(tmp_path / "cold" / "checkpoint.npz")[0]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    task = cfg.make_task()
+    fast = train_mod.evaluate(task, a, cfg.seed, 200, "rnn", backend="numba")
+    ref = train_mod.evaluate(task, a, cfg.seed, 200, "rnn", backend="numpy")
+    assert fast[0] == pytest.approx(ref[0], rel=1e-12) and fast[1] == ref[1]

@@ -253,6 +253,28 @@ class _Run:
         self.n = _Counters()
         self.metrics_file = None
         self.diagnostics = Diagnostics.of(config, task, out_dir)
+        self.warm_up_seconds = 0.0
+
+    def warm_up(self):
+        """One oracle call and one evaluation forward on two steps of the first batch, so that
+        compiling the kernels or loading them from numba's cache happens before the clock
+        starts; returns its seconds. Nothing the run computes depends on it (the oracle does
+        not change the parameters)."""
+        c = self.config
+        t0 = time.perf_counter()
+        x, y = self.task.train_batch(c.seed, 0, c.batch_size)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", NonFiniteResultWarning)
+            try:
+                oracle(c.method, self.params, x[:2], y, loss=self.task.loss, backend=c.backend,
+                       cell=c.cell, **c.oracle_options(0))
+            except RegularizedInverseError:
+                pass                            # the first step reports it (a divergence)
+            last_hidden(c.cell, self.params, x[:2], c.backend)
+        self.warm_up_seconds = time.perf_counter() - t0
+        self.prog.log(f"kernels ready in {self.warm_up_seconds:.1f}s (compiled or loaded from "
+                      f"cache; not counted in the run's times)")
+        return self.warm_up_seconds
 
     def start(self, resume):
         """Continue from the directory's checkpoint (``resume``) or start afresh; write config.json."""
@@ -369,6 +391,7 @@ class _Run:
             "wall_seconds": round(n.wall_seconds, 3),
             "elapsed_seconds": round(n.elapsed_seconds, 3),
             "seconds_per_iteration": round(n.wall_seconds / n.iteration, 6) if n.iteration else None,
+            "warm_up_seconds": round(self.warm_up_seconds, 3),   # before the clock: not counted
             "paths": paths,
         }
         write_json(paths["summary"], summary)
@@ -421,6 +444,7 @@ def _train(config, out_dir, *, resume, progress, stream, task, stop_after):
     task = task if task is not None else config.make_task()
     run = _Run(config, task, out_dir,
                Progress(f"[{config.task} {config.method}]", config.iterations, stream, progress))
+    run.warm_up()                      # compilation / cache loading outside the timed part
     run.start(resume)
     n = run.n
     status, reason = "finished", None

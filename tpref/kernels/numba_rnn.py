@@ -73,7 +73,7 @@ from .jit_cache import CACHE
 from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vatanh, vlogit, vtanh, wide_vectors
 
-__all__ = ["rnn_forward", "output_backward", "transition_backward", "regularized_pinv_map",
+__all__ = ["rnn_forward", "rnn_last_hidden", "output_backward", "transition_backward", "regularized_pinv_map",
            "propagate_displacements", "linearized_displacements", "rnn_oracle", "blas_threads"]
 
 # every kernel: cached on disk (a second process pays no JIT), NumPy's error model (no
@@ -185,6 +185,30 @@ def rnn_forward(params, x, activation="tanh", out=None):
                     workspace.aligned(W_hh.T), np.ascontiguousarray(b_h), hidden,
                     activation == "sigmoid")
     return hidden
+
+
+def rnn_last_hidden(params, x, activation="tanh", window=64):
+    """h_T alone, (B, p): ``rnn_forward(params, x, activation)[-1]``, the same bits, in
+    (window+1, B, p) of memory instead of (T+1, B, p).
+
+    The forward kernel runs on ``window`` steps at a time, each window starting from the last
+    state of the one before (what an evaluation needs: pixel MNIST's 785 states of 500
+    samples would take 157 MB in float32).
+    """
+    W_hh, W_xh, b_h = params["W_hh"], params["W_xh"], params["b_h"]
+    T, B, _ = x.shape
+    p = W_hh.shape[0]
+    buf = np.empty((min(T, window) + 1, B, p), dtype=W_hh.dtype)      # (window+1, B, p)
+    buf[0] = 0.0                                                      # h_0
+    W_xh_T, W_hh_T = np.ascontiguousarray(W_xh.T), workspace.aligned(W_hh.T)
+    b_h = np.ascontiguousarray(b_h)
+    with blas_threads():
+        for t0 in range(0, T, window):
+            xs = np.ascontiguousarray(x[t0:t0 + window])                # (n, B, d)
+            n = xs.shape[0]
+            _forward_kernel(xs, W_xh_T, W_hh_T, b_h, buf[:n + 1], activation == "sigmoid")
+            buf[0] = buf[n]                                           # h_{t0+n}
+    return buf[0].copy()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -71,13 +71,17 @@ GRU_EVAL_CHUNK = 32
 def last_hidden(cell, params, x, backend="numpy"):
     """h_T of ``cell`` for inputs x (T, B, d): (B, p), in the parameters' dtype.
 
-    ``backend="numba"`` runs the GRU's forward with its Numba kernel (equal to the reference
-    to rounding, tests/test_gru_numba.py), ``GRU_EVAL_CHUNK`` samples at a time; the simple
-    RNN's forward is always the reference.
+    ``backend="numba"`` runs the forward with the Numba kernels (equal to the reference to
+    rounding: tests/test_gru_numba.py, tests/test_numba_backend.py): the simple RNN's keeping
+    only its last state (``numba_rnn.rnn_last_hidden``), the GRU's ``GRU_EVAL_CHUNK`` samples
+    at a time; otherwise the reference.
     """
     check_choice("cell", cell, CELLS)
     x = np.asarray(x, dtype=params["W_hy"].dtype)                 # (T, B, d)
     if cell == "rnn":
+        if backend == "numba":
+            from ..kernels.numba_rnn import rnn_last_hidden
+            return rnn_last_hidden(params, x)
         return rnn_forward(params, x)[-1]
     if backend == "numba":
         from ..kernels.numba_gru import gru_forward_numba as forward
