@@ -120,3 +120,20 @@ def test_cli_bench_grid_writes_json_table_and_plot(tmp_path, monkeypatch):
         assert set(r["verdicts"]) == {"bp", "tp", "tp_tt", "dtp"}
     assert "| base | 6 | 3 | 5 |" in (tmp_path / "grid.md").read_text()
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def test_train_overhead_pairs_train_with_the_bare_loop(tmp_path):
+    from tpref.bench import train_overhead as to
+    config = to.run_config("temporal-order-60", "tp", iterations=3)
+    config.eval_size, config.hidden = 40, 8
+    out = to.train_overhead(config, repeats=1, log=lambda *a: None)
+    assert out["train_over_bare"]["cpu"]["n"] == 1 and out["train_over_bare"]["wall"]["median"] > 0
+    split = out["profile_seconds"]
+    assert split["oracle"] > 0 and split["evaluation"] > 0 and split["total"] >= split["oracle"]
+    # the bare loop trains what train() trains: same parameters after the same steps
+    from tpref.train import train
+    summary = train(config, tmp_path / "run", progress=False)
+    from tpref.run_io import load_checkpoint
+    trained = load_checkpoint(summary["paths"]["checkpoint"])[0]
+    bare = to.bare_loop(config, config.make_task())
+    assert all(np.array_equal(trained[k], bare[k]) for k in bare)

@@ -11,6 +11,7 @@ import numpy as np
 from ..cli_support import positive_int
 from .configs import CONFIGS
 from .grid import run_grid
+from .train_overhead import run_train_overhead
 from .measure import bench_config, derived, sweep
 from .peers import set_threads, torch_or_none
 from .report import markdown, plot_sweep
@@ -29,6 +30,10 @@ def build_parser(parser=None):
                         help="the grid of issue 17 instead (tpref.bench.grid): torch/BP and "
                              "TP, DTP over BP along T, p and B, each point with its roofline; "
                              "writes grid.json, grid.md, grid.png")
+    parser.add_argument("--train-overhead", action="store_true",
+                        help="instead: tpref train's time per iteration against the bare "
+                             "oracle + SGD loop on the temporal-order-60 preset, paired, with a "
+                             "profile (tpref.bench.train_overhead); writes train_overhead.json")
     parser.add_argument("--configs", default=",".join(CONFIGS), type=_config_list,
                         help=f"comma-separated subset of {','.join(CONFIGS)}")
     parser.add_argument("--dtypes", default="float32,float64", type=_dtype_list,
@@ -77,6 +82,9 @@ def run(args, log=print):
     import numba
     import scipy
     meta.update(numba=numba.__version__, scipy=scipy.__version__)
+    if args.train_overhead:
+        return run_train_overhead(args.repeats or (2 if args.quick else 5), args.out,
+                                  iterations=200 if args.quick else 1000, meta=meta, log=log)
     if args.grid:
         if args.quick:
             dtypes, repeats = dtypes[:1], args.repeats or 3
