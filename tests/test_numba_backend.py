@@ -684,6 +684,32 @@ def test_last_hidden_in_windows_is_the_forward_s_last_state(window, dtype):
     assert_close(last, ref, dtype, "h_T")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("through_time", [False, True], ids=["local", "through_time"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_fused_dtp_pass_gives_the_bits_of_its_two_passes(activation, through_time, dtype,
+                                                         monkeypatch):
+    """dtp_backward (what the "dtp" oracle runs) = the displacements of _propagate_difference,
+    then _transition_directions on them, bit for bit, across several blocks of products."""
+    params, x, y = make_case(T=23, B=3, d=2, p=6, k=2, loss="mse", dtype=dtype, seed=12)
+    hidden = numba_rnn.rnn_forward(params, x, activation)
+    lam_T = dtype(1e-2) * np.random.default_rng(3).standard_normal(hidden.shape[1:]).astype(dtype)
+    W_hh = workspace.aligned(params["W_hh"])
+    s = core.power_of_two_scale(lam_T)
+    monkeypatch.setattr(numba_rnn, "_chunk", lambda T, B, p: 4)   # several blocks of products
+    with numba_rnn.blas_threads():
+        lam, direction = numba_rnn.dtp_backward(params, W_hh, hidden, x, lam_T, 1.0, activation,
+                                                CLIP_EPS, through_time)
+        lam2 = numba_rnn._difference_displacements(params, hidden, lam_T, 1.0, activation,
+                                                   CLIP_EPS)
+        direction2 = numba_rnn._directions(W_hh, hidden, x, lam2, -1.0 / s,
+                                           np.zeros(hidden.shape[1:], dtype), through_time,
+                                           activation, s)
+    assert np.array_equal(lam, lam2)
+    assert all(np.array_equal(direction[k], direction2[k]) for k in direction2)
+    assert np.max(np.abs(direction["W_hh"])) > 0
+
+
 @pytest.mark.parametrize("through_time", [False, True])
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
 def test_transition_backward_twin(activation, through_time):

@@ -57,6 +57,14 @@ What differs from the reference, by design (speed), and why equality still holds
    ``linearized_displacements`` over the call's own P, hidden states and lam_T (frozen), which
    ``OracleResult.displacements`` evaluates when first read: the same bits (``LinearizedTP``).
    Writing them was most of what a TP call cost beyond BP.
+10. DTP's displacements (returned: its recursion is nonlinear) and its Eq. (3) directions are
+   made in one pass over t (``_dtp_backward``), step t's deltas right after lam_{t-1} while
+   h_t and lam_t are in cache: the bits of the two passes one after the other, without
+   reading the (T+1, B, p) arrays back (DTP/BP 1.21 -> 1.12 at pixel MNIST). Its element
+   loops live in two helpers compiled with their own flags, ``_difference_step`` (CONTRACT,
+   for vatanh) and ``_step_deltas`` (none, as ``_transition_directions``), called from a
+   kernel without flags: with the deltas' loops inside a CONTRACT kernel, even through a
+   helper, the directions differed from the two passes' in the last bits.
 
 Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hidden[0] = 0.
 """
@@ -246,6 +254,32 @@ def _block_products(delta, steps, hidden, x, t_lo, dW_hh, dW_xh, db_h):
 
 
 @njit(**_JIT)
+def _step_deltas(g, e, h, d, coef, reset, explicit, sigmoid):
+    """One step t of the Eq. (3) / BPTT recursion's element loops, on (B*p,) vectors:
+    g_t = coef * e + (0 if ``reset`` else g) (e only if ``explicit``), delta_t = g_t a'(u_t)
+    into ``d``; g is updated in place.
+
+    Compiled without fastmath (no multiply-add contraction), so ``_transition_directions``
+    and ``_dtp_backward`` (which needs CONTRACT for vatanh) give the same bits.
+    """
+    wide_vectors()                                        # point 7 of the module docstring
+    n = g.size
+    one = h.dtype.type(1.0)
+    # branches hoisted out of the element loops, so each loop vectorizes
+    if reset:
+        g[:] = 0.0                                        # local: only the explicit term
+    if explicit:
+        for i in range(n):
+            g[i] = coef * e[i] + g[i]
+    if sigmoid:
+        for i in range(n):
+            d[i] = g[i] * (h[i] * (one - h[i]))           # delta_t = g_t a'(u_t)
+    else:
+        for i in range(n):
+            d[i] = g[i] * (one - h[i] * h[i])
+
+
+@njit(**_JIT)
 def _transition_directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, sigmoid, flush,
                            chunk, dW_hh, dW_xh, db_h):
     """(W_hh, W_xh, b_h) directions sum_t delta_t^T [h_{t-1} | x_t | 1], delta_t = dL/du_t.
@@ -278,7 +312,6 @@ def _transition_directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, sig
     T = hidden.shape[0] - 1
     B, p = g_T.shape
     n = B * p
-    one = hidden.dtype.type(1.0)
     explicit = grad_h.shape[0] > 0
     g = g_T.copy().reshape(n)                             # (B*p,) total dL/dh_t (scaled)
     delta = np.empty((chunk, B, p), hidden.dtype)         # (chunk, B, p) deltas of one block
@@ -286,21 +319,9 @@ def _transition_directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, sig
     while t_hi >= 1:                                      # block of steps t_lo..t_hi
         t_lo = max(1, t_hi - chunk + 1)
         for t in range(t_hi, t_lo - 1, -1):
-            h = hidden[t].reshape(n)
-            d = delta[t - t_lo].reshape(n)
-            # branches hoisted out of the element loops, so each loop vectorizes
-            if not through_time and t < T:
-                g[:] = 0.0                                # local: only the explicit term
-            if explicit:
-                e = grad_h[t].reshape(n)
-                for i in range(n):
-                    g[i] = coef * e[i] + g[i]
-            if sigmoid:
-                for i in range(n):
-                    d[i] = g[i] * (h[i] * (one - h[i]))   # delta_t = g_t a'(u_t)
-            else:
-                for i in range(n):
-                    d[i] = g[i] * (one - h[i] * h[i])
+            e = grad_h[t].reshape(n) if explicit else g   # (B*p,) explicit partial (scaled)
+            _step_deltas(g, e, hidden[t].reshape(n), delta[t - t_lo].reshape(n), coef,
+                         not through_time and t < T, explicit, sigmoid)
             if through_time and t > 1:
                 np.dot(delta[t - t_lo], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} via f_t
                 for i in range(n):                        # flush (branch-free select)
@@ -595,6 +616,97 @@ def _propagate_difference(P, hidden, lam, sigmoid, lo, hi, flush):
                 out[b, i] = out[b, i] * (abs(out[b, i]) >= flush)
 
 
+@njit(fastmath=CONTRACT, **_JIT)
+def _difference_step(h, m, z, sigmoid, lo, hi):
+    """z = a^{-1}(pi(h + m)) - a^{-1}(pi(h)) on (B*p,) vectors: one step of
+    ``_propagate_difference``'s element loop (vatanh / vlogit need fastmath=CONTRACT)."""
+    wide_vectors()                                        # point 7 of the module docstring
+    if sigmoid:
+        for i in range(h.size):
+            v1 = min(max(h[i] + m[i], lo), hi)
+            v0 = min(max(h[i], lo), hi)
+            z[i] = vlogit(v1) - vlogit(v0)
+    else:
+        for i in range(h.size):
+            v1 = min(max(h[i] + m[i], lo), hi)
+            v0 = min(max(h[i], lo), hi)
+            z[i] = vatanh(v1) - vatanh(v0)
+
+
+@njit(**_JIT)
+def _dtp_backward(P, W_hh, hidden, x, lam, sigmoid, lo, hi, flush, coef, through_time, chunk,
+                  dW_hh, dW_xh, db_h):
+    """Difference TP and its Eq. (3) directions in one pass over t = T..1.
+
+    Step t is ``_propagate_difference``'s (lam_{t-1} from h_t and lam_t) followed by
+    ``_transition_directions``'s with explicit partials ``coef * lam_t`` (``_step_deltas``),
+    while h_t and lam_t are in cache; the deltas of ``chunk`` steps go into the directions
+    (``_block_products``). The same operations on the same numbers as the two passes one
+    after the other (tested bit for bit), without reading the (T+1, B, p) hidden states and
+    displacements back from memory a second time.
+
+    Parameters
+    ----------
+    P : ndarray of shape (p, p), ``regularized_pinv_map``
+    W_hh : ndarray of shape (p, p)
+    hidden : ndarray of shape (T+1, B, p)
+    x : ndarray of shape (T, B, d)
+    lam : ndarray of shape (T+1, B, p)
+        lam[T] = lam_T on entry; every displacement on exit (units of lam).
+    flush : float
+        config.FLUSH_TINY: entries of lam_{t-1} and of the carried g below it are set to 0.
+    coef : float
+        -1 / s, s = power_of_two_scale(lam_T): the directions run in units of s.
+    dW_hh, dW_xh, db_h : ndarray of shape (p, p), (p, d), (p,), zero on entry
+        Outputs, in units of s.
+    """
+    wide_vectors()                                        # point 7 of the module docstring
+    T = hidden.shape[0] - 1
+    B, p = hidden.shape[1], hidden.shape[2]
+    n = B * p
+    z = np.empty((B, p), hidden.dtype)                    # (B, p) a^{-1} difference of step t
+    zf = z.reshape(n)
+    g = np.zeros(n, hidden.dtype)                         # (B*p,) carried dL/dh_t (scaled)
+    delta = np.empty((chunk, B, p), hidden.dtype)         # (chunk, B, p) deltas of one block
+    t_hi = T
+    while t_hi >= 1:                                      # block of steps t_lo..t_hi
+        t_lo = max(1, t_hi - chunk + 1)
+        for t in range(t_hi, t_lo - 1, -1):
+            h = hidden[t].reshape(n)
+            m = lam[t].reshape(n)
+            _difference_step(h, m, zf, sigmoid, lo, hi)  # (B*p,) a^{-1} difference
+            out = lam[t - 1]
+            np.dot(z, P, out)                             # (B, p) lam_{t-1}
+            of = out.reshape(n)
+            for i in range(n):
+                of[i] = of[i] * (abs(of[i]) >= flush)
+            _step_deltas(g, m, h, delta[t - t_lo].reshape(n), coef,
+                         not through_time and t < T, True, sigmoid)
+            if through_time and t > 1:
+                np.dot(delta[t - t_lo], W_hh, g.reshape(B, p))   # (B, p) dL/dh_{t-1} via f_t
+                for i in range(n):
+                    g[i] = g[i] * (abs(g[i]) >= flush)
+        _block_products(delta, t_hi - t_lo + 1, hidden, x, t_lo, dW_hh, dW_xh, db_h)
+        t_hi = t_lo - 1
+
+
+def dtp_backward(params, W_hh, hidden, x, lam_T, reg, activation, eps, through_time, out=None):
+    """(lam, direction) of difference TP: the (T+1, B, p) displacements (into ``out`` when
+    given) and the (W_hh, W_xh, b_h) directions of Eq. (3), in one pass (``_dtp_backward``).
+    Call it inside ``blas_threads()``; ``W_hh`` is params["W_hh"], 64-byte aligned."""
+    T, B, p = hidden.shape[0] - 1, hidden.shape[1], hidden.shape[2]
+    dtype = hidden.dtype
+    P = regularized_pinv_map(params["W_hh"], reg)                 # (p, p), once per call
+    lo, hi = clip_bounds(activation, eps, dtype)
+    lam = np.empty((T + 1, B, p), dtype=dtype) if out is None else out   # (T+1, B, p)
+    lam[T] = lam_T
+    s = power_of_two_scale(lam_T)                  # the directions run in units of s (exact)
+    dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
+    _dtp_backward(P, W_hh, hidden, x, lam, activation == "sigmoid", lo, hi, flush_tiny(dtype),
+                  dtype.type(-1.0 / s), through_time, _chunk(T, B, p), dW_hh, dW_xh, db_h)
+    return lam, {"W_hh": s * dW_hh, "W_xh": s * dW_xh, "b_h": s * db_h}
+
+
 def _difference_displacements(params, hidden, lam_T, reg, activation, eps, out=None):
     """DTP's lam (T+1, B, p), written into ``out`` when given. DTP's recursion is nonlinear, so
     it runs in units of lam (no scaling)."""
@@ -669,12 +781,10 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
                 lam = Deferred(linearized_displacements, P=P, hidden=hidden, lam_T=lam_T,
                                activation=activation, eps=eps)
             else:
-                lam = _difference_displacements(params, hidden, lam_T, reg, activation, eps,
-                                                out=lam_out)
-                # Eq. (3): explicit partials -lam_t, run at the scale s of lam_T
-                s = power_of_two_scale(lam_T)
-                zeros = np.zeros(hidden.shape[1:], dtype=dtype)
-                direction.update(_directions(W_hh, hidden, x, lam, -1.0 / s, zeros, through_time,
-                                             activation, s))
+                # displacements and Eq. (3)'s directions (explicit partials -lam_t, in units
+                # of s = power_of_two_scale(lam_T)) in one pass over t
+                lam, run_direction = dtp_backward(params, W_hh, hidden, x, lam_T, reg,
+                                                  activation, eps, through_time, out=lam_out)
+                direction.update(run_direction)
     return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
             "direction": direction}
