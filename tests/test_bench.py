@@ -117,6 +117,7 @@ def test_cli_bench_grid_writes_json_table_and_plot(tmp_path, monkeypatch):
         assert r["dtype"] == "float32" and all(v["ok"] for v in r["check"].values()), r["check"]
         assert set(r["paired"]) >= {"torch_over_bp", "tp_over_bp", "tp_tt_over_bp", "dtp_over_bp"}
         assert r["roofline_ms"] > 0 and r["cpu_ms"]["bp"]["n"] == 2
+        assert r["tp_tt_extra_gemm_over_bp"] > 0
         assert set(r["verdicts"]) == {"bp", "tp", "tp_tt", "dtp"}
     assert "| base | 6 | 3 | 5 |" in (tmp_path / "grid.md").read_text()
     assert (tmp_path / "grid.png").stat().st_size > 0

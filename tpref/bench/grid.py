@@ -146,6 +146,11 @@ def bench_point(name, axis, cfg, dtype, repeats, with_torch=True, log=print):
                 key = "torch_over_bp" if b == "torch" else f"{b}_over_bp"
                 row["paired"][key] = paired_ratio(cpu[b], cpu["bp"])
         row["bp_over_roofline"] = times["bp"]["median"] / roof
+        # through_time's second per-step product (delta_t W_hh next to z_t P) at the probe's
+        # rate, over BP: TP through_time / BP cannot go below 1 + this
+        T, B, p = cfg["T"], cfg["B"], cfg["p"]
+        row["tp_tt_extra_gemm_over_bp"] = (2.0 * T * B * p * p / rates["steps"] * 1e-6
+                                           / times["bp"]["median"])
     if "torch" in runners:
         row["torch_over_roofline"] = times["torch"]["median"] / roof
     row["verdicts"] = verdicts(row)

@@ -149,32 +149,67 @@ def plot_grid(rows, path, base):
 
 
 def grid_markdown(results):
-    """One Markdown table per dtype of a ``tpref bench --grid`` run, with each target's verdict."""
-    lines = []
+    """Markdown tables of a ``tpref bench --grid`` run, one per target of issue 17 (BP against
+    torch.nn.RNN, TP over BP, DTP over BP), float32 and float64 side by side, with verdicts."""
     rows = results["grid"]
-    for dtype in dict.fromkeys(r["dtype"] for r in rows):
-        lines += [f"#### {dtype}", "",
-                  "| point | T | B | p | BP ms | torch/BP | BP/roof | torch/roof | TP/BP | "
-                  "TP tt/BP | DTP/BP | enc/BP | not met |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in (r for r in rows if r["dtype"] == dtype):
-            pr = {k: v["median"] for k, v in r["paired"].items()}
+    dtypes = list(dict.fromkeys(r["dtype"] for r in rows))
+    points = list(dict.fromkeys(r["point"] for r in rows))
+    at = {(r["point"], r["dtype"]): r for r in rows}
 
-            def f(v, fmt="{:.2f}"):
-                return "" if v is None else fmt.format(v)
+    def pr(r, key):
+        v = r["paired"].get(key) if r else None
+        return v["median"] if v else None
 
-            missed = [k for k, v in r["verdicts"].items() if not v["met"]]
-            bp = r["cpu_ms"].get("bp", {}).get("median")
-            lines.append(
-                f"| {r['point']} | {r['T']} | {r['B']} | {r['p']} | {f(bp, '{:.3g}')} | "
-                f"{f(pr.get('torch_over_bp'))} | {f(r.get('bp_over_roofline'))} | "
-                f"{f(r.get('torch_over_roofline'))} | {f(pr.get('tp_over_bp'), '{:.3f}')} | "
-                f"{f(pr.get('tp_tt_over_bp'), '{:.3f}')} | {f(pr.get('dtp_over_bp'), '{:.3f}')} | "
-                f"{f(pr.get('encoding_over_bp'), '{:.3f}')} | {', '.join(missed) or '-'} |")
-        lines.append("")
+    def f(v, fmt="{:.2f}"):
+        return "" if v is None else fmt.format(v)
+
+    def verdict(point, key):
+        out = []
+        for dt in dtypes:
+            v = at.get((point, dt), {}).get("verdicts", {}).get(key)
+            out.append("" if v is None else ("met" if v["met"] else "**not met**"))
+        return " / ".join(out)
+
+    def shape(point):
+        r = next(at[(point, dt)] for dt in dtypes if (point, dt) in at)
+        return f"| {point} | {r['T']} | {r['B']} | {r['p']} |"
+
+    d = " / ".join(dtypes)
+    lines = [f"BP against torch.nn.RNN autograd ({d}; roof: the point's roofline):", "",
+             "| point | T | B | p | torch/BP | BP/roof | torch/roof | target | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for point in points:
+        rs = [at.get((point, dt)) for dt in dtypes]
+        vs = [r["verdicts"].get("bp") if r else None for r in rs]
+        target = next((v["target"].split(" (")[0] for v in vs if v), "")
+        lines.append(shape(point) + " " + " | ".join(
+            " / ".join(f(x) for x in xs) for xs in (
+                [pr(r, "torch_over_bp") for r in rs], [r and r.get("bp_over_roofline") for r in rs],
+                [r and r.get("torch_over_roofline") for r in rs])) + f" | {target} | "
+            f"{verdict(point, 'bp')} |")
+    lines += ["", f"TP over BP, update local and through_time ({d}); at T < p the limit is "
+              "1 + encoding/BP + 0.05; extra GEMM/BP: through_time's second per-step product "
+              "at the probe's rate, over BP:", "",
+              "| point | T | B | p | TP local/BP | TP through_time/BP | encoding/BP | "
+              "extra GEMM/BP | limit | local | through_time |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for point in points:
+        rs = [at.get((point, dt)) for dt in dtypes]
+        vs = [r["verdicts"].get("tp") for r in rs if r and "tp" in r["verdicts"]]
+        limit = " / ".join(v["target"].split("= ")[-1].replace("<= ", "") for v in vs)
+        lines.append(shape(point) + " " + " | ".join(
+            " / ".join(f(pr(r, key), "{:.3f}") for r in rs)
+            for key in ("tp_over_bp", "tp_tt_over_bp", "encoding_over_bp"))
+            + " | " + " / ".join(f(r and r.get("tp_tt_extra_gemm_over_bp"), "{:.3f}") for r in rs)
+            + f" | {limit} | {verdict(point, 'tp')} | {verdict(point, 'tp_tt')} |")
+    lines += ["", f"DTP over BP ({d}; target <= 1.20):", "",
+              "| point | T | B | p | DTP/BP | verdict |", "|---|---|---|---|---|---|"]
+    for point in points:
+        rs = [at.get((point, dt)) for dt in dtypes]
+        lines.append(shape(point) + " " + " / ".join(f(pr(r, "dtp_over_bp"), "{:.3f}") for r in rs)
+                     + f" | {verdict(point, 'dtp')} |")
     n_met = sum(v["met"] for r in rows for v in r["verdicts"].values())
     n_all = sum(len(r["verdicts"]) for r in rows)
-    lines.append(f"Targets met: {n_met} of {n_all} (point x dtype x target). Ratios: medians of "
-                 "per-repetition ratios of thread CPU time; roof: the point's roofline "
-                 "(tpref.bench.grid).")
+    lines += ["", f"Targets met: {n_met} of {n_all} (point x dtype x target). Ratios: medians of "
+              "per-repetition ratios of thread CPU time (tpref.bench.grid)."]
     return "\n".join(lines)
