@@ -118,6 +118,7 @@ def test_divergence_by_nan_loss(tmp_path, monkeypatch):
         return res
 
     monkeypatch.setattr(tr, "oracle", poisoned)
+    monkeypatch.setattr(tr._Run, "warm_up", lambda self: 0.0)   # count training calls only
     s = train(small_config(), tmp_path, progress=False)
     assert s["status"] == "diverged" and s["iterations_done"] == 6
     assert "not finite" in s["reason"]
