@@ -49,7 +49,8 @@ def run_config(preset="temporal-order-60", method="tp", iterations=1000, backend
 
 
 def bare_loop(config, task):
-    """The oracle + SGD loop alone, on the run's batches; returns the final parameters."""
+    """The oracle + SGD loop alone, on the run's batches; returns the final parameters
+    (methods "bp", "tp", "dtp": one optimizer over every parameter, as ``train`` has)."""
     from ..models.cells import init_params
 
     params = init_params(config.cell, task.d, config.hidden, task.k, seed=config.seed,
@@ -57,9 +58,8 @@ def bare_loop(config, task):
     opt = SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     for it in range(config.iterations):
         x, y = task.train_batch(config.seed, it, config.batch_size)
-        res = oracle(config.method, params, x, y, loss=task.loss, gamma_h=config.gamma_h,
-                     reg=config.reg, update=config.update, backend=config.backend,
-                     cell=config.cell, gru_inverse=config.gru_inverse)
+        res = oracle(config.method, params, x, y, loss=task.loss, backend=config.backend,
+                     cell=config.cell, **config.oracle_options(it))
         opt.step(res.direction)
     return params
 
