@@ -27,7 +27,8 @@ Importing this package imports neither torch nor jax.
 
 from . import steps
 from .casebook import Case, cases
-from .compare import Check, Divergence, Report, assert_matches, compare
+from .compare import assert_matches, compare
+from .report import Check, Divergence, Report
 from .golden import GoldenFileError, load_golden, verify_golden, write_golden
 
 __all__ = ["compare", "assert_matches", "Report", "Divergence", "Check", "steps", "cases", "Case",

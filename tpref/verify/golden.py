@@ -36,7 +36,9 @@ import numpy as np
 
 from . import tolerance as _tol
 from .casebook import cases as _cases
-from .compare import QUANTITIES, Reference, compare, values_of
+from .candidate import QUANTITIES
+from .compare import compare
+from .reference import Reference, values_of
 
 FORMAT = "tpref-golden"
 FORMAT_VERSION = 3
