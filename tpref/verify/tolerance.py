@@ -45,6 +45,17 @@ WINDOW = 2
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def within(a, b, tol):
+    """a equals b within tol entrywise; equal infinities and NaNs in both count as equal."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return False
+    with np.errstate(invalid="ignore"):
+        close = np.abs(a - b) <= tol
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    return bool(np.all(close | same))
+
+
 def floor(dtype, start_scale=0.0):
     """The absolute floor: below it a value counts as underflowed (see module docstring)."""
     dtype = np.dtype(dtype)
