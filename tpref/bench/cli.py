@@ -34,6 +34,9 @@ def build_parser(parser=None):
                         help="instead: tpref train's time per iteration against the bare "
                              "oracle + SGD loop on the temporal-order-60 preset, paired, with a "
                              "profile (tpref.bench.train_overhead); writes train_overhead.json")
+    parser.add_argument("--data-dir", default=None,
+                        help="with --train-overhead: the MNIST files; pixel MNIST is measured "
+                             "too when given")
     parser.add_argument("--configs", default=",".join(CONFIGS), type=_config_list,
                         help=f"comma-separated subset of {','.join(CONFIGS)}")
     parser.add_argument("--dtypes", default="float32,float64", type=_dtype_list,
@@ -83,8 +86,10 @@ def run(args, log=print):
     import scipy
     meta.update(numba=numba.__version__, scipy=scipy.__version__)
     if args.train_overhead:
+        presets = ("temporal-order-60",) + (("mnist",) if args.data_dir else ())
         return run_train_overhead(args.repeats or (2 if args.quick else 5), args.out,
-                                  iterations=200 if args.quick else 1000, meta=meta, log=log)
+                                  presets=presets, iterations=200 if args.quick else 1000,
+                                  data_dir=args.data_dir, meta=meta, log=log)
     if args.grid:
         if args.quick:
             dtypes, repeats = dtypes[:1], args.repeats or 3

@@ -36,15 +36,17 @@ PROFILE_PARTS = {"oracle": ("tpref/oracle.py", "oracle"), "sgd step": ("tpref/op
                  "checkpoints": ("tpref/train.py", "checkpoint")}
 
 
-def run_config(preset="temporal-order-60", method="tp", iterations=1000, backend="numba"):
+def run_config(preset="temporal-order-60", method="tp", iterations=1000, backend="numba",
+               data_dir=None):
     """The RunConfig ``tpref train --task ... --iterations N`` would run: the preset's fields
-    and its evaluation cadence for its full length (not for N)."""
+    and its evaluation cadence for its full length (not for N); image presets read their data
+    from ``data_dir``."""
     from ..presets import PRESETS
     from ..train import RunConfig, default_eval_every
 
     p = PRESETS[preset]
     fields = p.run_fields(method)
-    return RunConfig(**dict(fields, iterations=iterations, backend=backend,
+    return RunConfig(**dict(fields, iterations=iterations, backend=backend, data_dir=data_dir,
                             eval_every=default_eval_every(p.iterations)))
 
 
@@ -126,12 +128,12 @@ def train_overhead(config, repeats, log=print):
 
 
 def run_train_overhead(repeats, out_dir, presets=("temporal-order-60",), method="tp",
-                       iterations=1000, meta=None, log=print):
+                       iterations=1000, data_dir=None, meta=None, log=print):
     """``train_overhead`` for each preset; writes train_overhead.json in ``out_dir``."""
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     for name in presets:
-        config = run_config(name, method, iterations)
+        config = run_config(name, method, iterations, data_dir=data_dir)
         log(f"[train overhead {name} {method}] {iterations} iterations, evaluation every "
             f"{config.eval_every} ({config.eval_size} samples), {repeats} repetitions")
         rows.append(dict(train_overhead(config, repeats, log=log), preset=name))
