@@ -138,3 +138,19 @@ def test_train_overhead_pairs_train_with_the_bare_loop(tmp_path):
     trained = load_checkpoint(summary["paths"]["checkpoint"])[0]
     bare = to.bare_loop(config, config.make_task())
     assert all(np.array_equal(trained[k], bare[k]) for k in bare)
+
+
+def test_train_overhead_stops_when_a_run_is_interrupted(monkeypatch):
+    """Ctrl-C / SIGTERM inside a timed train() run stops the benchmark (train() reports it as
+    a status instead of raising) and leaves no run directory behind."""
+    import glob
+    import tempfile
+    import tpref.train
+    from tpref.bench import train_overhead as to
+    monkeypatch.setattr(tpref.train, "train", lambda *a, **k: {"status": "interrupted",
+                                                               "reason": "SIGTERM"})
+    config = to.run_config("temporal-order-60", "tp", iterations=2)
+    before = set(glob.glob(tempfile.gettempdir() + "/tpref-train-overhead-*"))
+    with pytest.raises(KeyboardInterrupt):
+        to.train_overhead(config, repeats=1, log=lambda *a: None)
+    assert set(glob.glob(tempfile.gettempdir() + "/tpref-train-overhead-*")) == before

@@ -74,6 +74,8 @@ def _train_once(config, task, root):
         summary = train(config, out, resume=False, progress=False, task=task)
     finally:
         shutil.rmtree(out, ignore_errors=True)
+    if summary["status"] == "interrupted":     # train() turned Ctrl-C / SIGTERM into a status
+        raise KeyboardInterrupt(summary["reason"])
     return summary
 
 
