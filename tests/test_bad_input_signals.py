@@ -76,8 +76,11 @@ def start_compare(out):
     argv = [sys.executable, "-m", "tpref", "compare", "--task", "temporal-order", "--length", "10",
             "--hidden", "4", "--iterations", "1000000", "--eval-every", "20", "--eval-size", "20",
             "--checkpoint-every", "100", "--backend", "numpy", "--jobs", "2", "--out", str(out)]
+    # a shell's background job (and so a CI runner's) may start with SIGINT ignored, which the
+    # child would inherit: give it the default disposition, as a terminal's command has
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": ROOT})
+                            env={**os.environ, "PYTHONPATH": ROOT},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     runs = [out / "temporal-order-60" / m for m in ("bp", "tp")]
 
     def workers_training():
