@@ -280,9 +280,7 @@ def oracle(method, params, x, y, *, loss, gamma_h=None, reg=None, update="local"
                            eps=clip_eps, gru_inverse=gru_inverse)
     dtype, d, p, k = check_rnn_params(params)
     check_options_fit_dtype(dtype, gamma_h, reg, clip_eps)
-    x = check_inputs(x, d, dtype)
-    check_time_major(x, y)
-    y = check_targets(y, loss, x.shape[1], k, dtype)
+    x, y = _check_data(x, y, loss, d, k, dtype)
     if backend == "numpy":
         from .methods.reference import rnn_oracle
     elif backend == "numba":
@@ -308,9 +306,7 @@ def _dtp_learned_oracle(params, x, y, *, loss, gamma_h, reg, update, activation,
     noise, seed, reverse_lr = check_dtp_learned_options(update, reg, noise, seed, reverse_lr)
     dtype, d, p, k = check_dtp_learned_params(params)
     check_options_fit_dtype(dtype, gamma_h, None, clip_eps)
-    x = check_inputs(x, d, dtype)
-    check_time_major(x, y)
-    y = check_targets(y, loss, x.shape[1], k, dtype)
+    x, y = _check_data(x, y, loss, d, k, dtype)
     from .methods.dtp_learned import REFERENCE, run          # the flow both backends share
     if backend == "numpy":
         kernels = REFERENCE
@@ -336,9 +332,7 @@ def _gru_oracle(call, method, params, x, y, *, loss, gamma_h, reg, update, activ
                          f"tanh, its gates sigmoid), got {activation!r}")
     dtype, d, p, k = check_gru_params(params)
     check_options_fit_dtype(dtype, gamma_h, reg, eps)
-    x = check_inputs(x, d, dtype)
-    check_time_major(x, y)
-    y = check_targets(y, loss, x.shape[1], k, dtype)
+    x, y = _check_data(x, y, loss, d, k, dtype)
     if backend == "numpy":
         from .methods.reference_gru import gru_oracle
     else:
@@ -372,3 +366,10 @@ def _result(method, out, call):
                         hidden=out["hidden"], direction=out["direction"],
                         displacements_source=out["displacements"], call=call,
                         reconstruction_loss=out.get("reconstruction_loss"))
+
+
+def _check_data(x, y, loss, d, k, dtype):
+    """x (T, B, d) time-major in the params' dtype, and y for ``loss``: checked, converted."""
+    x = check_inputs(x, d, dtype)
+    check_time_major(x, y)
+    return x, check_targets(y, loss, x.shape[1], k, dtype)
