@@ -21,7 +21,7 @@ from .diagnostics import UPDATES, read_diagnostics
 
 def plot_diagnostics(run_dir, path=None, title=None):
     """Draw the diagnostics of ``run_dir`` into ``path`` (default run_dir/diagnostics.png)."""
-    from . import plotting  # noqa: F401  (selects the Agg backend)
+    from .plotting import save_figure  # importing plotting selects Agg
     import matplotlib.pyplot as plt
 
     records, its, bp, tp = read_diagnostics(run_dir)
@@ -52,10 +52,7 @@ def plot_diagnostics(run_dir, path=None, title=None):
     _lemma(fig.add_subplot(grid[1, 3]), its, records)
     fig.suptitle(title or f"diagnostics of {os.path.basename(os.path.abspath(run_dir))} "
                  f"(T = {T}, gamma_h {records[-1]['gamma_h']:g}, r {records[-1]['reg']:g})")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _values(records, key):

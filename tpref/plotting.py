@@ -15,6 +15,14 @@ COLORS = {"bp": "tab:blue", "tp": "tab:red", "dtp": "tab:green"}
 EXTRA_COLORS = ("tab:purple", "tab:orange", "tab:brown", "tab:olive", "tab:cyan", "tab:pink")
 
 
+def save_figure(fig, path, **savefig_kw):
+    """Lay ``fig`` out, write it to ``path``, free its memory; return ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, **savefig_kw)
+    plt.close(fig)
+    return path
+
+
 def _style(index, method):
     """(color, label) of the run ``method``, the ``index``-th on its axes."""
     if method in COLORS:
@@ -69,10 +77,7 @@ def plot_comparison(panel_dir, methods, title=None, path=None):
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = path or os.path.join(panel_dir, "compare.png")
-    fig.savefig(path)
-    plt.close(fig)
+    path = save_figure(fig, path or os.path.join(panel_dir, "compare.png"))
     return path
 
 
@@ -88,10 +93,7 @@ def plot_figure(out_dir, panels, methods, path, titles=None):
             ax.grid(alpha=0.3)
         if runs:
             axes[0, j].legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,10 +159,7 @@ def plot_seed_curves(groups, path, title=None):
     acc_ax.legend(fontsize="small")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _grid_table(rows, xf, yf, score):
@@ -203,10 +202,7 @@ def plot_heatmap(rows, xf, yf, score, path, title=None, lower_is_better=None):
     fig.colorbar(im, ax=ax, label=f"{score} (median over seeds; empty = no finished run)")
     if title:
         ax.set_title(title, fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_sweep(out, rows, fields, score="final_test_accuracy", max_curves=12):
@@ -256,7 +252,4 @@ def plot_figure_seeds(out_dir, panels, methods, seeds, path, titles=None):
         for ax in axes[:, j]:
             ax.grid(alpha=0.3)
         axes[0, j].legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

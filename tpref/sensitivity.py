@@ -102,7 +102,7 @@ def plot_sensitivity(out, rows, path, title=None):
     """Three panels (gamma_h, gamma_theta, r): training loss along iterations per value."""
     import matplotlib.pyplot as plt
 
-    from .plotting import draw_band
+    from .plotting import draw_band, save_figure
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), dpi=80, sharey=True)
     cmap = plt.get_cmap("viridis")
@@ -123,7 +123,4 @@ def plot_sensitivity(out, rows, path, title=None):
     axes[0].set_ylabel("training loss (window mean)")
     if title:
         fig.suptitle(title, fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

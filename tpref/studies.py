@@ -96,10 +96,10 @@ def fig6a_table(rows):
 def plot_fig6a(rows, path, title=None):
     """Dots on the (gamma_theta, r) log grid, brighter for a smaller area under the training
     loss, no dot where the run diverged (the paper's Fig. 6a)."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from . import plotting  # noqa: F401  (selects the Agg backend)
+    from .plotting import save_figure  # importing plotting selects Agg
+    import matplotlib.pyplot as plt
 
     lrs = sorted({r["lr"] for r in rows})
     regs = sorted({r["reg"] for r in rows})
@@ -120,10 +120,7 @@ def plot_fig6a(rows, path, title=None):
     ax.grid(alpha=0.3)
     ax.set_title((title or "").replace(", batch", ",\nbatch")
                  + "\nbrighter = smaller area; no dot = diverged", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,10 +169,10 @@ def fig6b_table(best, study):
 def plot_fig6b(best, study, path, title=None):
     """Three panels over length x width: BP's and TP's test accuracy (step size chosen per
     point) and their difference TP - BP (red: TP better, blue: BP better)."""
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from . import plotting  # noqa: F401
+    from .plotting import save_figure  # importing plotting selects Agg
+    import matplotlib.pyplot as plt
 
     ks, widths = study.grid["pixels_per_step"], study.grid["hidden"]
     acc = {m: np.array([[best[(k, w, m)]["final_test_accuracy"] * 100 if best.get((k, w, m))
@@ -201,7 +198,4 @@ def plot_fig6b(best, study, path, title=None):
     if title:
         fig.suptitle(title + "; step size per point by smallest training-loss area",
                      fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -10,6 +10,7 @@ def plot_sweep(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from ..plotting import save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for dtype, marker in (("float32", "o"), ("float64", "s")):
@@ -48,9 +49,7 @@ def plot_sweep(rows, path):
     axes[1].set(xscale="log", xlabel="T (colour: p)", ylabel="TP / BP (paired, quartiles)",
                 title="TP / BP per iteration, numba backend")
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def markdown(results):
@@ -110,6 +109,7 @@ def plot_grid(rows, path, base):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from ..plotting import save_figure
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharey="row")
     for j, axis in enumerate(("T", "p", "B")):
@@ -143,9 +143,7 @@ def plot_grid(rows, path, base):
     axes[1, 0].set_ylabel("method / numba BP (paired CPU)")
     axes[0, 0].legend(fontsize=7)
     axes[1, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def grid_markdown(results):
