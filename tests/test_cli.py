@@ -83,3 +83,43 @@ def test_image_length_sets_pixels_per_step(tmp_path, capsys):
     assert main(["compare", "--task", "mnist", "--length", "9", "--data-dir",
                  str(tmp_path / "data"), "--out", str(tmp_path / "out2")]) == 2
     assert "does not divide" in capsys.readouterr().err
+
+
+def test_compare_with_both_updates_runs_tp_once_per_update(tmp_path, capsys):
+    import json
+
+    rc = main(["compare", "--task", "temporal-order", "--length", "12", "--iterations", "6",
+               "--eval-every", "3", "--eval-size", "20", "--hidden", "6", "--jobs", "1",
+               "--update", "local,through_time", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    for name in ("bp", "tp", "tp-through_time"):
+        assert f"| {name} | finished | 6 |" in out
+    panel = tmp_path / "temporal-order-60"
+    updates = {name: json.loads((panel / name / "config.json").read_text())["run"]["update"]
+               for name in ("bp", "tp", "tp-through_time")}
+    assert updates == {"bp": "local", "tp": "local", "tp-through_time": "through_time"}
+    # the two TP runs differ (the update changes the directions), BP ran once
+    losses = {n: [json.loads(line)["train_loss"] for line in open(panel / n / "metrics.jsonl")]
+              for n in ("tp", "tp-through_time")}
+    assert losses["tp"] != losses["tp-through_time"]
+    assert sorted(os.listdir(panel)) == ["bp", "compare.png", "table.md", "tp", "tp-through_time"]
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["compare", "--update", "local,sideways"], "--update: must be one of local, through_time"),
+    (["compare", "--update", "local,local"], "lists an update twice"),
+    (["reproduce", "fig6a", "--update", "local,through_time"], "fig3 and fig4 only"),
+    (["reproduce", "fig3", "--grid", "hidden=16"], "fig6a/fig6b only"),
+    (["reproduce", "fig6b", "--grid", "hidden=48"], "48 not in fig6b's grid"),
+])
+def test_bad_update_lists_are_refused(tmp_path, capsys, argv, match):
+    import contextlib
+
+    parse_error = "must be" in match or "twice" in match     # argparse's own exit
+    with pytest.raises(SystemExit) if parse_error else contextlib.nullcontext():
+        rc = main(argv + ["--out", str(tmp_path / "out")])
+        assert rc == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any(os.scandir(tmp_path / "out"))
+

@@ -61,6 +61,22 @@ def test_a_tiny_study_runs_end_to_end(tmp_path, monkeypatch):
     # a second call redraws from the finished cells without training
     table2, _ = studies.run_study("fig6b-tiny", str(tmp_path), backend="numpy", workers=2)
     assert table2 == table
+    # a part of the grid: the same cells (nothing retrained), width 8 left empty
+    table3, _ = studies.run_study("fig6b-tiny", str(tmp_path), backend="numpy", workers=2,
+                                  only={"hidden": [4]})
+    assert table3.splitlines()[2] == table.splitlines()[2].rsplit(" | ", 1)[0] + " | BP - / TP - |"
+    assert "of 1 points" in table3
+
+
+@pytest.mark.parametrize("only,match", [
+    ({"hidden": [48]}, "48 not in fig6b's grid"),
+    ({"momentum": [0.9]}, "not a field of fig6b's grid"),
+])
+def test_a_part_of_a_study_takes_only_the_studys_own_values(only, match):
+    grid = {**presets.STUDIES["fig6b"].grid, **presets.STUDIES["fig6b"].select}
+    with pytest.raises(ValueError, match=match):
+        studies.restrict_grid("fig6b", grid, only)
+    assert studies.restrict_grid("fig6b", grid, {"hidden": [256, 16]})["hidden"] == [16, 256]
 
 
 def test_study_grids_match_the_paper():

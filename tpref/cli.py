@@ -22,7 +22,7 @@ import os
 import sys
 
 
-from .cli_support import CreatedDirs, nonnegative_int, positive_int
+from .cli_support import CreatedDirs, nonnegative_int, positive_int, update_list
 from .config import CELLS, DTYPES, GRU_INVERSES, METHODS, UPDATES
 
 
@@ -43,7 +43,7 @@ def _bench(args):
 # shared flags
 
 
-def _add_common(p, *, synthetic_length=True, out_default="runs"):
+def _add_common(p, *, synthetic_length=True, out_default="runs", several_updates=False):
     from .tasks import TASK_NAMES
 
     p.add_argument("--task", default="temporal-order", choices=TASK_NAMES,
@@ -76,8 +76,15 @@ def _add_common(p, *, synthetic_length=True, out_default="runs"):
                    help="held-out samples per evaluation (default 1000; 0 = whole test set)")
     p.add_argument("--checkpoint-every", type=positive_int, default=1000,
                    help="write a checkpoint every N iterations (default 1000)")
-    p.add_argument("--update", default="local", choices=UPDATES,
-                   help="TP/DTP update: local = the paper's Eq. (3), through_time = authors' code")
+    if several_updates:
+        p.add_argument("--update", default="local", type=update_list(UPDATES),
+                       help="TP/DTP update: local = the paper's Eq. (3), through_time = authors' "
+                            "code; local,through_time runs TP/DTP once with each (the second "
+                            "named tp-through_time)")
+    else:
+        p.add_argument("--update", default="local", choices=UPDATES,
+                       help="TP/DTP update: local = the paper's Eq. (3), through_time = authors' "
+                            "code")
     p.add_argument("--hidden", type=positive_int, default=None,
                    help="hidden size p (default: the preset's, 100)")
     p.add_argument("--restart", action="store_true",
@@ -182,15 +189,20 @@ def _compare(args):
 
 
 def _reproduce(args):
+    if not isinstance(args.update, str) and args.figure not in ("fig3", "fig4"):
+        raise ValueError(f"--update {','.join(args.update)}: several updates apply to fig3 and "
+                         f"fig4 only, not to {args.figure}")
     if args.figure == "appendix-d":                 # its own panels and methods
         from .appendix_d import reproduce
 
         return reproduce(args, _common_fields(args))
-    from .experiments import panel_configs, run_panel
+    from .experiments import panel_configs, run_names, run_panel
     from .presets import FIGURES
     from .plotting import plot_figure
     from .run_io import check_output_dir
 
+    if args.grid and not args.figure.startswith("fig6"):
+        raise ValueError(f"--grid restricts the grid of fig6a/fig6b only, not {args.figure}")
     if args.figure.startswith("fig6"):
         return _study(args)
     if args.figure == "sensitivity":
@@ -208,6 +220,7 @@ def _reproduce(args):
                 raise ValueError(f"unknown panel {p!r} of {args.figure}; choose from "
                                  f"{FIGURES[args.figure]}")
     methods = ("bp", "tp")
+    names = run_names(methods, args.update)          # run directories: bp, tp, tp-through_time
     check_output_dir(args.out)
     overrides = _common_fields(args)
     overrides["iterations"] = args.iterations
@@ -224,7 +237,7 @@ def _reproduce(args):
         if not args.plot_only:
             for p in panels:
                 _panel(args, p, methods, _figure_overrides(p, overrides))
-        png = plot_figure_seeds(args.out, FIGURES[args.figure], methods, seeds,
+        png = plot_figure_seeds(args.out, FIGURES[args.figure], names, seeds,
                                 os.path.join(args.out, f"{args.figure}.png"),
                                 titles={p: f"{_panel_label(p, args.cell)} ({len(seeds)} seeds)"
                                         for p in FIGURES[args.figure]})
@@ -239,11 +252,11 @@ def _reproduce(args):
         from .plotting import plot_comparison
 
         for p in panels:
-            table = panel_report(os.path.join(args.out, p), methods)
+            table = panel_report(os.path.join(args.out, p), names)
             if table:
                 print(table)
-                print(f"plot: {plot_comparison(os.path.join(args.out, p), methods, title=p)}")
-    png = plot_figure(args.out, FIGURES[args.figure], methods,
+                print(f"plot: {plot_comparison(os.path.join(args.out, p), names, title=p)}")
+    png = plot_figure(args.out, FIGURES[args.figure], names,
                       os.path.join(args.out, f"{args.figure}.png"),
                       titles={p: _panel_label(p, args.cell) for p in FIGURES[args.figure]})
     print(f"figure: {png}")
@@ -255,9 +268,11 @@ def _study(args):
     from .sweeps import require_dask
 
     require_dask()
+    from .sweeps import parse_grid
+
     run_study(args.figure + ("-quick" if args.quick else ""), args.out, data_dir=args.data_dir,
               backend=args.backend, seed=args.seed, iterations=args.iterations,
-              workers=args.jobs, plot_only=args.plot_only)
+              workers=args.jobs, plot_only=args.plot_only, only=parse_grid(args.grid))
     return 0
 
 
@@ -285,7 +300,7 @@ def build_parser():
     register_train(sub, lambda p: _add_common(p, out_default=None), _common_fields)
 
     cp = sub.add_parser("compare", help="BP vs TP on one task with the paper's hyperparameters")
-    _add_common(cp)
+    _add_common(cp, several_updates=True)
     cp.add_argument("--methods", default="bp,tp", help="comma-separated methods (default bp,tp)")
     cp.add_argument("--jobs", type=positive_int, default=None,
                     help="parallel processes (default: one per method, at most the CPU count; "
@@ -304,7 +319,7 @@ def build_parser():
                     help="appendix-d: MNIST, TP vs DTP with the regularized vs a learned inverse "
                          "(TPTT), and TPTT on temporal order T=60 against BP and TP; sensitivity: "
                          "TP on MNIST, gamma_h, gamma_theta and r one at a time")
-    _add_common(rp)
+    _add_common(rp, several_updates=True)
     rp.add_argument("--panels", default=None, help="comma-separated subset of the figure's panels")
     rp.add_argument("--jobs", type=positive_int, default=None,
                     help="parallel processes per panel")
@@ -315,6 +330,10 @@ def build_parser():
                          "(minutes, not hours)")
     rp.add_argument("--plot-only", action="store_true",
                     help="redraw the figure from the runs already in --out")
+    rp.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                    help="fig6a/fig6b: run only these values of one of the study's grid fields "
+                         "(each one of the study's own), e.g. hidden=16,32,64; repeatable; fig6b's "
+                         "figure keeps the full axes and shows the points not run as empty")
     rp.set_defaults(func=_reproduce)
 
     from .sweeps import register as register_sweep

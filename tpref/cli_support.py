@@ -32,6 +32,21 @@ def _int_at_least(text, low, what):
     return value
 
 
+def update_list(choices):
+    """argparse type: one update, or several separated by commas (a tuple, each once)."""
+    def parse(text):
+        values = tuple(v.strip() for v in text.split(","))
+        for v in values:
+            if v not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"must be one of {', '.join(choices)} or a comma-separated list of them, "
+                    f"got {v!r}")
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"lists an update twice: {text!r}")
+        return values[0] if len(values) == 1 else values
+    return parse
+
+
 def default_run_dir(task, length, method, root="runs"):
     """``runs/<task>-<length>/<method>``: one directory per kind of run, so the next run of a
     different task, length or method does not collide with this one."""

@@ -33,24 +33,55 @@ def preset_name(task, length=None):
                      f"{sorted({p.task for p in PRESETS.values()})}")
 
 
+#: methods whose runs depend on ``update`` (local = the paper's Eq. (3), through_time = the
+#: authors' code); the others take the first update given.
+UPDATED_METHODS = ("tp", "dtp")
+
+
+def run_name(method, update="local"):
+    """A run's directory and label in a panel: the method, suffixed with its update when that is
+    not the paper's Eq. (3) (``tp-through_time``), so that both updates can share a panel."""
+    if method in UPDATED_METHODS and update != "local":
+        return f"{method}-{update}"
+    return method
+
+
+def run_names(methods, updates=("local",)):
+    """The run names of ``methods`` x ``updates`` (the order of :func:`panel_configs`)."""
+    updates = (updates,) if isinstance(updates, str) else tuple(updates)
+    return [run_name(m, u) for m in methods
+            for u in (updates if m in UPDATED_METHODS else updates[:1])]
+
+
 def panel_configs(panel, methods=("bp", "tp"), **overrides):
     """RunConfigs of a panel's methods with the preset's hyperparameters and ``overrides``.
 
     ``overrides`` are RunConfig fields (None values are ignored); ``length`` may override the
     preset's length for synthetic tasks; a ``cell`` other than the preset's takes that cell's
-    step sizes (``Preset.with_cell``).
+    step sizes (``Preset.with_cell``). ``update`` may be a tuple of updates: TP and DTP then run
+    once per update (named by :func:`run_name`), the other methods once with the first.
     """
     preset = panel_preset(panel, overrides.get("cell"))
+    updates = overrides.get("update")
+    updates = (updates,) if updates is None or isinstance(updates, str) else tuple(updates)
     configs = []
     for method in methods:
-        fields = preset.run_fields(method)
-        fields.update({k: v for k, v in overrides.items() if v is not None})
-        if overrides.get("eval_every") is None:
-            fields["eval_every"] = default_eval_every(fields["iterations"])
-        cfg = RunConfig(**fields)
-        cfg.validate()
-        configs.append(cfg)
+        for update in (updates if method in UPDATED_METHODS else updates[:1]):
+            fields = preset.run_fields(method)
+            fields.update({k: v for k, v in overrides.items() if v is not None})
+            if update is not None:
+                fields["update"] = update
+            if overrides.get("eval_every") is None:
+                fields["eval_every"] = default_eval_every(fields["iterations"])
+            cfg = RunConfig(**fields)
+            cfg.validate()
+            configs.append(cfg)
     return configs
+
+
+def config_name(config):
+    """:func:`run_name` of a RunConfig."""
+    return run_name(config.method, config.update)
 
 
 def panel_preset(panel, cell=None):
@@ -72,9 +103,9 @@ def run_panel(panel, configs, out_dir, *, jobs=None, stream=None, plot=True, res
     panel_dir = os.path.join(out_dir, panel)
     configs[0].make_task()      # fail on missing data before any directory or process
     check_output_dir(panel_dir)
-    work = [(c, os.path.join(panel_dir, c.method), True, resume) for c in configs]
+    work = [(c, os.path.join(panel_dir, config_name(c)), True, resume) for c in configs]
     jobs = jobs or min(len(work), os.cpu_count() or 1)
-    print(f"{panel}: training {', '.join(c.method for c in configs)} for {configs[0].iterations} "
+    print(f"{panel}: training {', '.join(map(config_name, configs))} for {configs[0].iterations} "
           f"iterations ({jobs} process{'es' if jobs > 1 else ''}); runs in {panel_dir}",
           file=stream, flush=True)
     if jobs == 1:
@@ -95,7 +126,7 @@ def run_panel(panel, configs, out_dir, *, jobs=None, stream=None, plot=True, res
         f.write(table)
     print(table, file=stream)
     if plot:
-        png = plot_comparison(panel_dir, [c.method for c in configs], title=panel_title(panel, configs[0]))
+        png = plot_comparison(panel_dir, [config_name(c) for c in configs], title=panel_title(panel, configs[0]))
         print(f"plot: {png}", file=stream)
     print(f"results: {panel_dir}/<method>/metrics.jsonl, config.json, summary.json", file=stream,
           flush=True)
@@ -120,7 +151,7 @@ def format_table(panel, summaries, configs):
         acc = lambda v: "-" if v is None else f"{100 * v:.1f}%"   # noqa: E731
         loss = "-" if s["final_test_loss"] is None else f"{s['final_test_loss']:.4g}"
         spi = "-" if s["seconds_per_iteration"] is None else f"{1e3 * s['seconds_per_iteration']:.1f} ms"
-        lines.append(f"| {c.method} | {s['status']} | {s['iterations_done']} | "
+        lines.append(f"| {config_name(c)} | {s['status']} | {s['iterations_done']} | "
                      f"{acc(s['final_test_accuracy'])} | {acc(s['best_test_accuracy'])} | "
                      f"{s['first_iteration_at_100'] if s['first_iteration_at_100'] is not None else '-'} | "
                      f"{loss} | {s['wall_seconds']:.0f} | {spi} | {hp} |")
@@ -162,8 +193,8 @@ def seed_cells(configs, seeds):
 
     from .sweeps import Cell
 
-    return [Cell((("method", c.method), ("seed", s)), dataclasses.replace(c, seed=s),
-                 f"{c.method}/seed-{s}") for c in configs for s in seeds]
+    return [Cell((("method", config_name(c)), ("seed", s)), dataclasses.replace(c, seed=s),
+                 f"{config_name(c)}/seed-{s}") for c in configs for s in seeds]
 
 
 def run_panel_seeds(panel, configs, out_dir, seeds, *, workers=None, scheduler=None,
@@ -180,7 +211,7 @@ def run_panel_seeds(panel, configs, out_dir, seeds, *, workers=None, scheduler=N
     panel_dir = os.path.join(out_dir, panel)
     check_output_dir(panel_dir)
     cells = seed_cells(configs, seeds)
-    print(f"{panel}: training {', '.join(c.method for c in configs)} x seeds "
+    print(f"{panel}: training {', '.join(map(config_name, configs))} x seeds "
           f"{','.join(map(str, seeds))} for {configs[0].iterations} iterations on Dask; "
           f"runs in {panel_dir}", file=stream, flush=True)
     rows = run_cells(cells, panel_dir, workers=workers, scheduler=scheduler, client=client,
@@ -190,7 +221,7 @@ def run_panel_seeds(panel, configs, out_dir, seeds, *, workers=None, scheduler=N
         f.write(table)
     print(table, file=stream)
     if plot:
-        groups = {c.method: [os.path.join(panel_dir, c.method, f"seed-{s}") for s in seeds]
+        groups = {config_name(c): [os.path.join(panel_dir, config_name(c), f"seed-{s}") for s in seeds]
                   for c in configs}
         png = plot_seed_curves(groups, os.path.join(panel_dir, "compare.png"),
                                title=panel_title(panel, configs[0]).replace(
@@ -215,7 +246,7 @@ def format_seed_table(panel, rows, configs):
              "| reached 100% | final test loss | train wall s | hyperparameters |",
              "|---|---|---|---|---|---|---|---|---|"]
     for c in configs:
-        mine = [r for r in rows if r["method"] == c.method]
+        mine = [r for r in rows if r["method"] == config_name(c)]
         statuses = {}
         for r in mine:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
@@ -224,7 +255,7 @@ def format_seed_table(panel, rows, configs):
         hp = (f"lr {c.lr:g}, momentum {c.momentum:g}{' Nesterov' if c.nesterov else ''}"
               if c.method == "bp" else f"lr {c.lr:g}, gamma_h {c.gamma_h:g}, r {c.reg:g}, {c.update}")
         lines.append(
-            f"| {c.method} | {len(mine)} | {', '.join(f'{n} {s}' for s, n in statuses.items())} | "
+            f"| {config_name(c)} | {len(mine)} | {', '.join(f'{n} {s}' for s, n in statuses.items())} | "
             f"{_median_range([r['final_test_accuracy'] for r in mine], pct)} | "
             f"{_median_range([r['best_test_accuracy'] for r in mine], pct)} | "
             f"{len(reached)} of {len(mine)}"

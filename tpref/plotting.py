@@ -27,6 +27,9 @@ def _style(index, method):
     """(color, label) of the run ``method``, the ``index``-th on its axes."""
     if method in COLORS:
         return COLORS[method], method.upper()
+    base, _, update = method.partition("-")          # tp-through_time (experiments.run_name)
+    if base in COLORS and update:
+        return EXTRA_COLORS[index % len(EXTRA_COLORS)], f"{base.upper()} ({update.replace('_', ' ')})"
     return EXTRA_COLORS[index % len(EXTRA_COLORS)], method
 
 
