@@ -137,3 +137,81 @@ def test_numba_equals_reference_fashion_mnist_size(method):
     ref = tpref.oracle(method, params, x, y, backend="numpy", **kw)
     comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
     compare(ref, comp, np.float64, f"T=784 {method}")
+
+
+ALL_CASES = [("bp", "per_gate", "through_time")] + CASES[1:]
+
+
+@pytest.mark.parametrize("method, inverse, update", ALL_CASES)
+def test_numba_equals_reference_over_several_blocks(method, inverse, update):
+    """T = 300, B = 4: the backward pass turns its deltas into directions by blocks of
+    config.PRODUCT_BLOCK_ROWS // B = 128 steps (numba_gru._chunk): two full blocks and a
+    partial one, every block's rows and its boundaries with the carried derivatives and
+    displacements."""
+    assert numba_gru._chunk(300, 4) == 128
+    params, x, y = problem(T=300, B=4, d=2, p=5, k=3, seed=37, noise=0.1)
+    kw = dict(loss="cross_entropy", cell="gru", gamma_h=0.05, reg=0.5, gru_inverse=inverse,
+              update=update)
+    ref = tpref.oracle(method, params, x, y, backend="numpy", **kw)
+    comp = tpref.oracle(method, params, x, y, backend="numba", **kw)
+    compare(ref, comp, np.float64, f"T=300 {method}/{inverse}/{update}")
+
+
+@pytest.fixture
+def pooled(monkeypatch):
+    """Every output goes through the workspace (the test shapes are under its size floor)."""
+    from tpref.kernels import workspace
+    monkeypatch.setattr(workspace, "WORKSPACE_MIN_BYTES", 0)
+    workspace.clear()
+    yield workspace
+    workspace.clear()
+
+
+@pytest.mark.parametrize("method, inverse, update", ALL_CASES)
+def test_workspace_never_overwrites_a_gru_result_the_caller_holds(pooled, method, inverse,
+                                                                    update):
+    """The hidden states and displacements live in reused buffers (and the gates in one
+    scratch buffer): a result held by the caller, or a view of one, keeps its values through
+    later calls, and a recycled buffer gives the bits of a fresh one."""
+    kw = dict(loss="cross_entropy", cell="gru", gamma_h=0.1, reg=0.5, gru_inverse=inverse,
+              update=update)
+    cases = [problem(T=9, B=3, d=2, p=4, k=3, seed=s) for s in (40, 41, 42)]
+    first = tpref.oracle(method, *cases[0], **kw)
+    kept = {name: a.copy() for name, a in vars_of(first).items()}
+    second = tpref.oracle(method, *cases[1], **kw)
+    view = second.hidden[4]
+    view_copy = view.copy()
+    del second
+    for case in cases * 2:
+        tpref.oracle(method, *case, **kw)                         # dropped at once
+    for name, a in vars_of(first).items():
+        np.testing.assert_array_equal(a, kept[name], err_msg=name)
+    np.testing.assert_array_equal(view, view_copy)
+    recycled = tpref.oracle(method, *cases[2], **kw)
+    pooled.clear()
+    fresh = tpref.oracle(method, *cases[2], **kw)
+    for name, a in vars_of(fresh).items():
+        np.testing.assert_array_equal(vars_of(recycled)[name], a, err_msg=name)
+
+
+def vars_of(res):
+    """The arrays of a result by name (hidden, displacements, directions)."""
+    out = {"hidden": res.hidden, **{"direction " + n: a for n, a in res.direction.items()}}
+    if res.displacements is not None:
+        out["displacements"] = res.displacements
+    return out
+
+
+@pytest.mark.parametrize("method", ["bp", "tp"])
+def test_gru_workspace_recycles_dropped_results(pooled, method):
+    """``res = oracle(...)`` in a loop (the previous result held during the call) alternates
+    between two buffers, TP's hidden states and displacements in one block."""
+    params, x, y = problem(T=9, B=3, d=2, p=4, k=3, seed=43)
+    kw = dict(loss="cross_entropy", cell="gru", gamma_h=0.1, reg=0.5)
+    pointers = []
+    res = None
+    for _ in range(6):
+        res = tpref.oracle(method, params, x, y, **kw)
+        base = res.hidden.base if res.hidden.base is not None else res.hidden
+        pointers.append(base.__array_interface__["data"][0])
+    assert len(set(pointers)) == 2 and pointers[0::2] == [pointers[0]] * 3

@@ -10,12 +10,22 @@ Same formulas, same loops over time, arranged for speed on one core:
   with ``numba_math.vtanh`` (vectorizable, < 2 ulp; its accuracy assumes the kernel's
   ``fastmath=CONTRACT``); its disk cache entry is invalidated by a change to vtanh
   (``jit_cache``);
-- the weight gradients sum_t delta_t^T h_{t-1} are one GEMM after the backward loop, over all
-  T * B rows;
+- the backward (:func:`_backward_pass`) is one pass over t = T..1 for BP and TP: each step's
+  deltas, then (TP, per-gate inverse) lam_{t-1} from lam_t, while step t's gates are in cache;
+  the parameter directions sum_t delta_t^T [h_{t-1} | x_t | 1] are made by blocks of
+  config.PRODUCT_BLOCK_ROWS rows (time steps x batch) while the block's deltas are in cache,
+  one GEMM each added into the accumulators by BLAS (``numba_blas.add_tn_product``, beta = 1):
+  no (T, B, 3p) delta array, and TP's local update (h_{t-1} held fixed) does one per-step
+  product (its inverse), as BP does (its recursion);
 - the per-gate inverse uses the explicit p x p matrices P_* = (W_h*^T W_h* + r I)^{-1} W_h*^T,
   obtained once per call (``core.regularized_pinv_map``, the simple RNN's encoding of the
   inverse, from the same Cholesky factors as the reference), stacked so that one
-  (B, 3p) x (3p, p) product applies all three per step.
+  (B, 3p) x (3p, p) product applies all three per step;
+- no per-step allocation (every product writes into a buffer made before the loop); the
+  hidden states and displacements are ``workspace`` buffers (reused by a later call once the
+  caller has dropped the result, never while it holds it), the gates one scratch buffer; the
+  (p, 3p) matrices multiplied at every step start on 64-byte boundaries; BLAS runs with
+  config.BLAS_THREADS threads (``numba_rnn.blas_threads``).
 
 Subnormal numbers: back-propagated gradients and TP displacements shrink geometrically over
 long sequences (with reg = 1 the per-gate inverse contracts by about 1/2 per step) and reach
@@ -32,11 +42,15 @@ rounding, not bit for bit.
 import numba
 import numpy as np
 
+from ..config import PRODUCT_BLOCK_ROWS
 from ..losses import output_backward
 from ..models.inverse import RegularizedInverseError
+from . import workspace
 from .core import gate_flush_threshold, regularized_pinv_map
 from .jit_cache import CACHE
+from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vtanh, wide_vectors
+from .numba_rnn import blas_threads
 
 # ----------------------------------------------------------------------------------------------
 # stacking: torch's layout, rows r, z, n
@@ -95,6 +109,7 @@ def gru_forward_kernel_vec(x, WxT, bx, WhT, bh, hidden, R, Z, N, G, one):
     half = one / (one + one)
     b_r, b_z, b_n = bh[:p], bh[p:2 * p], bh[2 * p:]
     xs = np.empty((B, 3 * p), dtype=hidden.dtype)                 # x_t Wx^T + bx
+    hp = np.empty((B, 3 * p), dtype=hidden.dtype)                 # h_{t-1} Wh^T
     for t in range(1, T + 1):
         s = t - 1
         for b in range(B):
@@ -110,7 +125,7 @@ def gru_forward_kernel_vec(x, WxT, bx, WhT, bh, hidden, R, Z, N, G, one):
                     row[j] += xk * wk[j]
             for j in range(3 * p):
                 row[j] += bx[j]
-        hp = np.dot(hidden[s], WhT)                               # (B, 3p)
+        np.dot(hidden[s], WhT, hp)                                # (B, 3p)
         for b in range(B):
             x_r, x_z, x_n = xs[b, :p], xs[b, p:2 * p], xs[b, 2 * p:]
             h_r, h_z, h_n = hp[b, :p], hp[b, p:2 * p], hp[b, 2 * p:]
@@ -138,9 +153,10 @@ def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
     """
     T, B, _ = xproj.shape
     p = WhT.shape[0]
+    hp = np.empty((B, 3 * p), dtype=hidden.dtype)                 # h_{t-1} Wh^T
     for t in range(1, T + 1):
         s = t - 1
-        hp = np.dot(hidden[s], WhT)                               # (B, 3p)
+        np.dot(hidden[s], WhT, hp)                                # (B, 3p)
         for b in range(B):
             for i in range(p):
                 r = _sigmoid(xproj[s, b, i] + (hp[b, i] + bh[i]))
@@ -155,87 +171,136 @@ def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
 
 
 @numba.njit(cache=CACHE, error_model="numpy")
-def gru_backward_kernel(Wh, hidden, R, Z, N, G, grad_h, carry, Dh, DN, one, tiny):
-    """Backward loop: fills the deltas Dh = [da_r, da_z, dg] (T, B, 3p) and DN = da_n (T, B, p),
-    from which the weight gradients are single GEMMs (W_x* use [da_r, da_z, da_n]).
-
-    grad_h (T+1, B, p) explicit dL/dh_t. ``carry`` = 1 (through time): the total derivative
-    gh_{t-1} = gh_t z + Dh_t Wh (Wh (3p, p)) is carried back (BPTT); ``carry`` = 0: h_{t-1} is
-    held fixed. ``one``, ``tiny``, ``carry`` are scalars of the arrays' dtype, so float32 stays
-    float32. The inner loop is branch-free and works on 1-D row views (one per gate block) so
-    that LLVM vectorizes it.
-    """
-    T = R.shape[0]
-    B = R.shape[1]
-    p = R.shape[2]
+def _deltas_row(e_row, esign, gh_row, rec_row, carry, h_row, r_row, z_row, n_row, gg_row,
+                d_r, d_z, d_g, d_n, one, tiny):
+    """One sample's row of one backward step: the deltas [da_r, da_z, dg] and da_n from the
+    total derivative ghi = esign e + carry (gh + rec) (flushed), and gh <- ghi z (the carry
+    term of gh_{t-1}; rec = delta_{t} W_h is added at the next step). Branch-free, so the
+    loop vectorizes."""
     zero = one - one
-    gh = np.zeros((B, p), dtype=hidden.dtype)
-    for t in range(T, 0, -1):
-        s = t - 1
-        for b in range(B):
-            d_r, d_z, d_g = Dh[s, b, :p], Dh[s, b, p:2 * p], Dh[s, b, 2 * p:]
-            d_n, g_row, gh_row, h_row = DN[s, b], grad_h[t, b], gh[b], hidden[s, b]
-            r_row, z_row, n_row, gg_row = R[s, b], Z[s, b], N[s, b], G[s, b]
-            for i in range(p):
-                ghi = _ftz(g_row[i] + carry * gh_row[i], tiny, zero)
-                r = r_row[i]
-                z = z_row[i]
-                n = n_row[i]
-                da_n = _ftz(ghi * (one - z) * (one - n * n), tiny, zero)
-                d_r[i] = _ftz(da_n * gg_row[i] * r * (one - r), tiny, zero)
-                d_z[i] = _ftz(ghi * (h_row[i] - n) * z * (one - z), tiny, zero)
-                d_g[i] = _ftz(da_n * r, tiny, zero)
-                d_n[i] = da_n
-                gh_row[i] = ghi * z                               # carry term of gh_{t-1}
-        if carry != zero:
-            gh += np.dot(Dh[s], Wh)                               # (B, p)
+    for i in range(r_row.size):
+        ghi = _ftz(esign * e_row[i] + carry * (gh_row[i] + rec_row[i]), tiny, zero)
+        r = r_row[i]
+        z = z_row[i]
+        n = n_row[i]
+        da_n = _ftz(ghi * (one - z) * (one - n * n), tiny, zero)
+        d_r[i] = _ftz(da_n * gg_row[i] * r * (one - r), tiny, zero)
+        d_z[i] = _ftz(ghi * (h_row[i] - n) * z * (one - z), tiny, zero)
+        d_g[i] = _ftz(da_n * r, tiny, zero)
+        d_n[i] = da_n
+        gh_row[i] = ghi * z
 
 
 @numba.njit(cache=CACHE, error_model="numpy")
-def per_gate_kernel(Pstack, hidden, R, Z, N, G, lam, reg, eps, one, tiny, authors):
-    """Per-gate linearized inverse, lam[t] -> lam[t-1] for t = T..1 (lam (T+1, B, p), lam[T] set).
-
-    Pstack (3p, p) = [P_r^T; P_z^T; P_n^T]. Per step: U = [u_r, u_z, u_n] (B, 3p) with
-    u_n = (1-z) r n' lam, u_z = (h_{t-1} - n) lam / (z~(1-z~)), u_r = (1-z) n' g lam / (r~(1-r~));
-    lam_{t-1} = z / (z^2 + reg) lam + U Pstack. ``authors`` (bool): the authors' code instead
-    (``reference_gru.authors_per_gate_inverse_step``): z for 1 - z in u_n, u_r, n - h_{t-1}
-    in u_z, and the plain carry (1 - z) lam. ``reg``, ``eps``, ``one``, ``tiny``: scalars of
-    the arrays' dtype.
-    """
-    T = R.shape[0]
-    B = R.shape[1]
-    p = R.shape[2]
+def _per_gate_row(l_row, h_row, r_row, z_row, n_row, gg_row, u_r, u_z, u_n, c_row, reg, eps,
+                  one, tiny, authors):
+    """One sample's row of one per-gate inverse step (Eq. 2, docs/gru.md): U = [u_r, u_z, u_n]
+    and the carry coefficient c (z / (z^2 + reg), or the authors' 1 - z) from lam_t."""
     zero = one - one
-    U = np.empty((B, 3 * p), dtype=lam.dtype)
-    for t in range(T, 0, -1):
-        s = t - 1
-        for b in range(B):
-            r_row, z_row, n_row, gg_row = R[s, b], Z[s, b], N[s, b], G[s, b]
-            h_row, l_row = hidden[s, b], lam[t, b]
-            u_r, u_z, u_n = U[b, :p], U[b, p:2 * p], U[b, 2 * p:]
-            for i in range(p):
-                r = r_row[i]
-                z = z_row[i]
-                n = n_row[i]
-                lt = l_row[i]
-                zc = min(max(z, eps), one - eps)
-                rc = min(max(r, eps), one - eps)
-                if authors:                                       # their convention
-                    dn = z * (one - n * n)
-                    dh = n - h_row[i]
-                else:                                             # PyTorch's
-                    dn = (one - z) * (one - n * n)
-                    dh = h_row[i] - n
-                u_r[i] = _ftz(dn * gg_row[i] * lt / (rc * (one - rc)), tiny, zero)
-                u_z[i] = _ftz(dh * lt / (zc * (one - zc)), tiny, zero)
-                u_n[i] = _ftz(dn * r * lt, tiny, zero)
-        out = np.dot(U, Pstack)                                   # (B, p)
-        for b in range(B):
-            z_row, l_row, o_row, prev = Z[s, b], lam[t, b], out[b], lam[s, b]
-            for i in range(p):
-                z = z_row[i]
-                carry = (one - z) if authors else z / (z * z + reg)
-                prev[i] = _ftz(carry * l_row[i] + o_row[i], tiny, zero)
+    for i in range(r_row.size):
+        r = r_row[i]
+        z = z_row[i]
+        n = n_row[i]
+        lt = l_row[i]
+        zc = min(max(z, eps), one - eps)
+        rc = min(max(r, eps), one - eps)
+        if authors:                                               # their convention
+            dn = z * (one - n * n)
+            dh = n - h_row[i]
+            c_row[i] = one - z
+        else:                                                     # PyTorch's
+            dn = (one - z) * (one - n * n)
+            dh = h_row[i] - n
+            c_row[i] = z / (z * z + reg)
+        u_r[i] = _ftz(dn * gg_row[i] * lt / (rc * (one - rc)), tiny, zero)
+        u_z[i] = _ftz(dh * lt / (zc * (one - zc)), tiny, zero)
+        u_n[i] = _ftz(dn * r * lt, tiny, zero)
+
+
+@numba.njit(cache=CACHE, error_model="numpy")
+def _block_products(D, DN, steps, hidden, x, t_lo, dWh, dWxT, dWxT_n, dbh, dbn):
+    """Add one block's directions (steps t_lo..t_lo + steps - 1, rows = steps * B):
+    dWh += D^T H_prev, dWx^T += X^T D (rows r, z; n from DN), biases by row sums, each product
+    one GEMM added by BLAS with beta = 1 (``numba_blas.add_tn_product``) while the block's
+    deltas are in cache."""
+    B, p3 = D.shape[1], D.shape[2]
+    p = DN.shape[2]
+    d = x.shape[2]
+    rows = steps * B
+    Dr = D[:steps].reshape(rows, p3)                              # (rows, 3p) [da_r, da_z, dg]
+    DNr = DN[:steps].reshape(rows, p)                             # (rows, p) da_n
+    X = x[t_lo - 1:t_lo - 1 + steps].reshape(rows, d)             # (rows, d) x_t
+    add_tn_product(Dr, hidden[t_lo - 1:t_lo - 1 + steps].reshape(rows, p), dWh)  # h_{t-1}
+    add_tn_product(X, Dr, dWxT)                                   # (d, 3p); its dg part unused
+    add_tn_product(X, DNr, dWxT_n)                                # (d, p)
+    for q in range(rows):
+        row, nrow = Dr[q], DNr[q]
+        for j in range(p3):
+            dbh[j] += row[j]
+        for j in range(p):
+            dbn[j] += nrow[j]
+
+
+@numba.njit(cache=CACHE, error_model="numpy")
+def _backward_pass(Wh, Pstack, hidden, x, R, Z, N, G, lam, gh, carry, explicit, per_gate,
+                   authors, reg, eps, one, tiny, chunk, dWh, dWxT, dWxT_n, dbh, dbn):
+    """Backward through time in one pass, t = T..1: deltas, parameter directions by block, and
+    (``per_gate``) the per-gate inverse's displacements lam_{t-1} from lam_t.
+
+    Wh (3p, p); Pstack (3p, p) = [P_r^T; P_z^T; P_n^T] (``per_gate``); hidden (T+1, B, p);
+    x (T, B, d); R, Z, N, G (T, B, p) the forward's gates.
+
+    - The explicit partial of step t is -lam[t] if ``explicit`` (TP, Eq. 3: grad_h = -lam),
+      else none (BP: ``gh`` (B, p) holds dl/dh_T on entry).
+    - ``carry`` = 1 (through time): the total derivative gh_{t-1} = gh_t z + delta_t W_h is
+      carried back (BPTT); 0: h_{t-1} held fixed (TP's local update).
+    - ``per_gate``: lam (T+1, B, p), lam[T] set on entry, is filled down to lam[0] as in
+      :func:`tpref.methods.reference_gru.gru_propagate_displacements` (``authors``: their
+      variant), step t's lam_{t-1} = c lam_t + U Pstack made right after step t's deltas,
+      which read lam_t; else lam is read only.
+
+    The deltas of ``chunk`` steps, [da_r, da_z, dg] (chunk, B, 3p) and da_n (chunk, B, p), are
+    turned into directions (:func:`_block_products`) while in cache: dWh (3p, p), dWx^T
+    (d, 3p) (rows r, z) and (d, p) (row n), dbh (3p,) and dbn (p,), accumulated in place. No
+    (T, B, 3p) delta array; one (B, 3p) x (3p, p) product per step for each recursion.
+    """
+    wide_vectors()
+    T, B, p = R.shape
+    dt = hidden.dtype
+    zero = one - one
+    esign = -one if explicit else one
+    rec = np.zeros((B, p), dtype=dt)                              # delta_{t+1} W_h
+    zrow = np.zeros(p, dtype=dt)                                  # "no explicit term"
+    D = np.empty((chunk, B, 3 * p), dtype=dt)                     # [da_r, da_z, dg] of a block
+    DN = np.empty((chunk, B, p), dtype=dt)                        # da_n of a block
+    U = np.empty((B, 3 * p), dtype=dt)                            # [u_r, u_z, u_n]
+    C = np.empty((B, p), dtype=dt)                                # carry coefficients
+    out = np.empty((B, p), dtype=dt)                              # U Pstack
+    t_hi = T
+    while t_hi >= 1:                                              # block of steps t_lo..t_hi
+        t_lo = max(1, t_hi - chunk + 1)
+        for t in range(t_hi, t_lo - 1, -1):
+            s = t - 1
+            k = t - t_lo
+            for b in range(B):
+                e_row = lam[t, b] if explicit else zrow
+                _deltas_row(e_row, esign, gh[b], rec[b], carry, hidden[s, b], R[s, b], Z[s, b],
+                            N[s, b], G[s, b], D[k, b, :p], D[k, b, p:2 * p], D[k, b, 2 * p:],
+                            DN[k, b], one, tiny)
+            if per_gate:
+                for b in range(B):
+                    _per_gate_row(lam[t, b], hidden[s, b], R[s, b], Z[s, b], N[s, b], G[s, b],
+                                  U[b, :p], U[b, p:2 * p], U[b, 2 * p:], C[b], reg, eps, one,
+                                  tiny, authors)
+                np.dot(U, Pstack, out)                            # (B, p)
+                for b in range(B):
+                    c_row, l_row, o_row, prev = C[b], lam[t, b], out[b], lam[s, b]
+                    for i in range(p):
+                        prev[i] = _ftz(c_row[i] * l_row[i] + o_row[i], tiny, zero)
+            if carry != zero and t > 1:
+                np.dot(D[k], Wh, rec)                             # (B, p) delta_t W_h
+        _block_products(D, DN, t_hi - t_lo + 1, hidden, x, t_lo, dWh, dWxT, dWxT_n, dbh, dbn)
+        t_hi = t_lo - 1
 
 
 @numba.njit(cache=CACHE, error_model="numpy")
@@ -298,23 +363,26 @@ def exact_kernel(Wh, hidden, R, Z, N, G, lam, reg):
 # drivers: same contract as reference_gru
 
 
-def gru_forward_numba(params, x, simd=True):
+def gru_forward_numba(params, x, simd=True, out=None):
     """Fast twin of ``tpref.models.gru.gru_forward``: (hidden, cache).
 
     ``simd=True`` (default) runs the fused jitted loop :func:`gru_forward_kernel_vec` (tanh by
     ``numba_math.vtanh``, < 2 ulp, vectorized) in the arrays' dtype. ``simd=False`` runs the
     plain jitted loop :func:`gru_forward_kernel` with libm's scalar tanh (this numba build has
     no SVML), the straightforward twin. Both give the reference's values to rounding
-    (tests/test_gru_numba.py).
+    (tests/test_gru_numba.py). ``out`` (T+1, B, p), C-contiguous, params' dtype: written and
+    returned as ``hidden`` instead of a new array. The gates r, z, n, g of ``cache`` are four
+    views of one (4, T, B, p) ``workspace`` buffer (reused by a later call once dropped).
     """
     Wx, Wh, bx, bh = stack_gru(params)
     T, B, d = x.shape
     p = Wh.shape[1]
     dt = Wh.dtype
-    hidden = np.zeros((T + 1, B, p), dtype=dt)
-    WhT = np.ascontiguousarray(Wh.T)                                  # (p, 3p)
-    cache = {name: np.empty((T, B, p), dtype=dt) for name in ("r", "z", "n", "g")}
-    gates = (cache["r"], cache["z"], cache["n"], cache["g"])
+    hidden = np.empty((T + 1, B, p), dtype=dt) if out is None else out
+    hidden[0] = 0.0                                                   # h_0
+    WhT = workspace.aligned(Wh.T)                                     # (p, 3p)
+    gates = tuple(workspace.empty((4, T, B, p), dt))                  # r, z, n, g
+    cache = dict(zip("rzng", gates))
     if simd:
         gru_forward_kernel_vec(np.ascontiguousarray(x, dtype=dt), np.ascontiguousarray(Wx.T),
                                bx, WhT, bh, hidden, *gates, dt.type(1))
@@ -324,63 +392,85 @@ def gru_forward_numba(params, x, simd=True):
     return hidden, cache
 
 
-def _transition_grads(params, x, hidden, cache, grad_h, through_time):
-    """Numba twin of ``reference_gru.gru_transition_backward``."""
+def _chunk(T, B):
+    """Time steps per block of parameter products: config.PRODUCT_BLOCK_ROWS // B, in [1, T]."""
+    return max(1, min(T, PRODUCT_BLOCK_ROWS // B))
+
+
+def _backward(params, x, hidden, cache, *, g_T=None, lam=None, through_time=True, Pstack=None,
+              reg=1.0, eps=0.0, authors=False):
+    """Run :func:`_backward_pass`: the 12 transition directions (tpref names), and for
+    ``Pstack`` the per-gate displacements written into ``lam`` (lam[T] set on entry).
+
+    BP: ``g_T`` = dl/dh_T, no explicit terms. TP: ``lam`` (T+1, B, p), explicit terms
+    -lam_t (Eq. 3), with ``Pstack`` filled by the per-gate inverse during the pass, else
+    read (the exact inverse's). Twin of ``reference_gru.gru_transition_backward`` (and of
+    ``gru_propagate_displacements`` for the per-gate inverses).
+    """
     _, Wh, _, _ = stack_gru(params)
     T, B, d = x.shape
     p = Wh.shape[1]
-    Dh = np.empty((T, B, 3 * p), dtype=Wh.dtype)                  # [da_r, da_z, dg]
-    DN = np.empty((T, B, p), dtype=Wh.dtype)                      # da_n
-    one = Wh.dtype.type(1)
-    gru_backward_kernel(Wh, hidden, cache["r"], cache["z"], cache["n"], cache["g"],
-                        np.ascontiguousarray(grad_h), one if through_time else one - one, Dh, DN,
-                        one, gate_flush_threshold(Wh.dtype))
-    Dh2 = Dh.reshape(T * B, 3 * p)
-    DN2 = DN.reshape(T * B, p)
-    x2 = x.reshape(T * B, d)
-    dWh = Dh2.T @ hidden[:-1].reshape(T * B, p)                   # (3p, p) one GEMM
-    dbh = Dh2.sum(axis=0)
-    dWx = (x2.T @ Dh2).T                                          # (3p, d); rows n fixed below
+    dt = Wh.dtype
+    one = dt.type(1)
+    explicit = lam is not None
+    gh = np.zeros((B, p), dt) if g_T is None else np.array(g_T, dtype=dt)   # (B, p)
+    lam_in = lam if explicit else np.empty((0, B, p), dt)
+    per_gate = Pstack is not None
+    P = workspace.aligned(np.asarray(Pstack, dtype=dt)) if per_gate else np.empty((0, p), dt)
+    dWh = np.zeros((3 * p, p), dt)
+    dWxT = np.zeros((d, 3 * p), dt)
+    dWxT_n = np.zeros((d, p), dt)
+    dbh = np.zeros(3 * p, dt)
+    dbn = np.zeros(p, dt)
+    _backward_pass(workspace.aligned(Wh), P, hidden, np.ascontiguousarray(x, dtype=dt),
+                   cache["r"], cache["z"], cache["n"], cache["g"], lam_in, gh,
+                   one if through_time else one - one, explicit, per_gate, authors, dt.type(reg),
+                   dt.type(eps), one, gate_flush_threshold(dt), _chunk(T, B), dWh, dWxT, dWxT_n,
+                   dbh, dbn)
+    dWx = np.ascontiguousarray(dWxT.T)                            # (3p, d)
+    dWx[2 * p:] = dWxT_n.T                                        # W_xn uses da_n, not dg
     dbx = dbh.copy()
-    dWx[2 * p:] = (x2.T @ DN2).T                                  # W_xn uses da_n, not dg
-    dbx[2 * p:] = DN2.sum(axis=0)
+    dbx[2 * p:] = dbn                                             # b_xn likewise
     return unstack_gru({}, dWx, dWh, dbx, dbh)
 
 
-def _propagate(params, hidden, cache, lam_T, reg, eps, inverse):
-    """Numba twin of ``reference_gru.gru_propagate_displacements``."""
-    lam = np.empty_like(hidden)
-    lam[-1] = lam_T
-    gates = (cache["r"], cache["z"], cache["n"], cache["g"])
-    if inverse in ("per_gate", "authors"):
-        Pstack = np.concatenate([regularized_pinv_map(params["W_h" + g], reg)
-                                 for g in "rzn"])                 # (3p, p) rows P_*^T
-        dt = hidden.dtype.type
-        per_gate_kernel(np.ascontiguousarray(Pstack, dtype=hidden.dtype), hidden, *gates, lam,
-                        dt(reg), dt(eps), dt(1), gate_flush_threshold(hidden.dtype),
-                        inverse == "authors")
-    else:
-        _, Wh, _, _ = stack_gru(params)
-        if not exact_kernel(Wh, hidden, *gates, lam, reg):
-            raise RegularizedInverseError(
-                f"J_t^T J_t + reg*I is not positive definite with reg={reg!r}: the GRU "
-                f"Jacobian is singular; use reg > 0")
-    return lam
-
-
 def gru_oracle(method, params, x, y, *, loss, gamma_h, reg, update, eps, inverse):
-    """Numba twin of ``reference_gru.gru_oracle`` (same arguments, same returned dict)."""
-    hidden, cache = gru_forward_numba(params, x)
-    value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
+    """Numba twin of ``reference_gru.gru_oracle`` (same arguments, same returned dict).
+
+    Hidden states and displacements are written into ``workspace`` buffers (reused by a
+    later call once the caller has dropped the result, never while it is held).
+    """
+    T, B, _ = x.shape
+    p = params["W_hr"].shape[0]
+    dt = params["W_hr"].dtype
+    # TP: hidden states and displacements as two views of one (2, T+1, B, p) buffer, so that
+    # a loop holding the previous result alternates between two buffers of one shape
     if method == "bp":
-        grad_h = np.zeros_like(hidden)
-        grad_h[-1] = g_T
-        direction.update(_transition_grads(params, x, hidden, cache, grad_h, True))
-        lam = None
+        hidden_out, lam = workspace.empty((T + 1, B, p), dt), None
     else:
-        lam = _propagate(params, hidden, cache, -gamma_h * g_T, reg, eps, inverse)   # Eq. (1)-(2)
-        direction.update(_transition_grads(params, x, hidden, cache, -lam,
-                                           update == "through_time"))
+        hidden_out, lam = workspace.empty((2, T + 1, B, p), dt)
+    with blas_threads():
+        hidden, cache = gru_forward_numba(params, x, out=hidden_out)
+        value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
+        if method == "bp":
+            direction.update(_backward(params, x, hidden, cache, g_T=g_T))
+        else:
+            lam[T] = -gamma_h * g_T                               # Eq. (1)
+            through_time = update == "through_time"
+            if inverse in ("per_gate", "authors"):
+                Pstack = np.concatenate([regularized_pinv_map(params["W_h" + g], reg)
+                                         for g in "rzn"])         # (3p, p) rows P_*^T
+                direction.update(_backward(params, x, hidden, cache, lam=lam,
+                                           through_time=through_time, Pstack=Pstack, reg=reg,
+                                           eps=eps, authors=inverse == "authors"))
+            else:
+                _, Wh, _, _ = stack_gru(params)
+                if not exact_kernel(Wh, hidden, *(cache[g] for g in "rzng"), lam, reg):
+                    raise RegularizedInverseError(
+                        f"J_t^T J_t + reg*I is not positive definite with reg={reg!r}: the GRU "
+                        f"Jacobian is singular; use reg > 0")
+                direction.update(_backward(params, x, hidden, cache, lam=lam,
+                                           through_time=through_time))
     direction = {name: direction[name] for name in params}
     return {"loss": value, "output": out, "hidden": hidden, "displacements": lam,
             "direction": direction}
