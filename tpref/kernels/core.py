@@ -1,5 +1,6 @@
 """What every kernel twin must compute the same way: scales, flush thresholds, clip bounds
-and the regularized pseudo-inverse map.
+and the regularized pseudo-inverse map; and the BLAS thread limit every oracle call runs under
+(``blas_threads``).
 
 The numba RNN (``numba_rnn``), the numba GRU (``numba_gru``) and the CUDA RNN (``cuda_rnn``)
 kernels take these numbers as arguments; each twin computes them here, on the host, and
@@ -11,12 +12,12 @@ Nothing here is jitted; nothing here imports another twin.
 import numpy as np
 import scipy.linalg
 
-from ..config import FLUSH_TINY
+from ..config import BLAS_THREADS, FLUSH_TINY
 from ..models.inverse import factor_regularized_gram
 from . import workspace
 
 __all__ = ["flush_tiny", "power_of_two_scale", "tp_units", "clip_bounds", "gate_flush_threshold",
-           "regularized_pinv_map"]
+           "regularized_pinv_map", "blas_threads"]
 
 
 def flush_tiny(dtype):
@@ -111,3 +112,22 @@ def regularized_pinv_map(W, reg):
     Y = trmm(1.0, L_inv, W.T, lower=1)                            # (p, p) L^{-1} W^T
     P_T = trmm(1.0, L_inv, Y, lower=1, trans_a=1, overwrite_b=1)  # (p, p) L^{-T} Y = P^T
     return workspace.aligned(P_T.T)                               # P_T is F-ordered
+
+
+_CONTROLLER = None
+
+
+def blas_threads(limit=BLAS_THREADS):
+    """Context manager limiting NumPy's and SciPy's BLAS pools to ``limit`` threads (None: no-op).
+
+    A ``threadpoolctl.ThreadpoolController`` is built once per process (scanning the loaded
+    libraries costs ~0.7 ms; entering the limit afterwards ~20 us).
+    """
+    global _CONTROLLER
+    if limit is None:
+        import contextlib
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=limit, user_api="blas")

@@ -25,7 +25,7 @@ Same formulas, same loops over time, arranged for speed on one core:
   hidden states and displacements are ``workspace`` buffers (reused by a later call once the
   caller has dropped the result, never while it holds it), the gates one scratch buffer; the
   (p, 3p) matrices multiplied at every step start on 64-byte boundaries; BLAS runs with
-  config.BLAS_THREADS threads (``numba_rnn.blas_threads``).
+  config.BLAS_THREADS threads (``core.blas_threads``).
 
 Subnormal numbers: back-propagated gradients and TP displacements shrink geometrically over
 long sequences (with reg = 1 the per-gate inverse contracts by about 1/2 per step) and reach
@@ -46,11 +46,10 @@ from ..config import PRODUCT_BLOCK_ROWS
 from ..losses import output_backward
 from ..models.inverse import RegularizedInverseError
 from . import workspace
-from .core import gate_flush_threshold, regularized_pinv_map
+from .core import blas_threads, gate_flush_threshold, regularized_pinv_map
 from .jit_cache import CACHE
 from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vtanh, wide_vectors
-from .numba_rnn import blas_threads
 
 # ----------------------------------------------------------------------------------------------
 # stacking: torch's layout, rows r, z, n

@@ -72,11 +72,12 @@ Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hid
 import numpy as np
 from numba import njit
 
-from ..config import BLAS_THREADS, PRODUCT_BLOCK_ROWS, PRODUCT_SMALL_MIN_ROWS, SMALL_GEMM_MNK
+from ..config import PRODUCT_BLOCK_ROWS, PRODUCT_SMALL_MIN_ROWS, SMALL_GEMM_MNK
 from ..deferred import Deferred
 from ..losses import output_backward
 from . import workspace
-from .core import clip_bounds, flush_tiny, power_of_two_scale, regularized_pinv_map, tp_units
+from .core import (blas_threads, clip_bounds, flush_tiny, power_of_two_scale, regularized_pinv_map,
+                   tp_units)
 from .jit_cache import CACHE
 from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vatanh, vlogit, vtanh, wide_vectors
@@ -87,29 +88,6 @@ __all__ = ["rnn_forward", "rnn_last_hidden", "output_backward", "transition_back
 # every kernel: cached on disk (a second process pays no JIT), NumPy's error model (no
 # ZeroDivisionError checks, so divisions vectorize)
 _JIT = dict(cache=CACHE, error_model="numpy", nogil=True)
-
-
-# ----------------------------------------------------------------------------------------------
-# BLAS threads
-
-
-_CONTROLLER = None
-
-
-def blas_threads(limit=BLAS_THREADS):
-    """Context manager limiting NumPy's and SciPy's BLAS pools to ``limit`` threads (None: no-op).
-
-    A ``threadpoolctl.ThreadpoolController`` is built once per process (scanning the loaded
-    libraries costs ~0.7 ms; entering the limit afterwards ~20 us).
-    """
-    global _CONTROLLER
-    if limit is None:
-        import contextlib
-        return contextlib.nullcontext()
-    if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=limit, user_api="blas")
 
 
 # ----------------------------------------------------------------------------------------------
