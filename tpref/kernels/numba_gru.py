@@ -170,50 +170,60 @@ def gru_forward_kernel(xproj, WhT, bh, hidden, R, Z, N, G):
 
 
 @numba.njit(cache=CACHE, error_model="numpy")
-def _deltas_row(e_row, esign, gh_row, rec_row, carry, h_row, r_row, z_row, n_row, gg_row,
-                d_r, d_z, d_g, d_n, one, tiny):
-    """One sample's row of one backward step: the deltas [da_r, da_z, dg] and da_n from the
-    total derivative ghi = esign e + carry (gh + rec) (flushed), and gh <- ghi z (the carry
-    term of gh_{t-1}; rec = delta_{t} W_h is added at the next step). Branch-free, so the
-    loop vectorizes."""
+def _deltas_step(E, esign, gh, rec, carry, H, R, Z, N, G, D, DN, one, tiny):
+    """One backward step's element loops, all B samples: the deltas D = [da_r, da_z, dg]
+    (B, 3p) and DN = da_n (B, p) from the total derivative ghi = esign E + carry (gh + rec)
+    (flushed), and gh <- ghi z (the carry term of gh_{t-1}; rec = delta_t W_h is added at the
+    next step). E, gh, rec, H (= h_{t-1}), R, Z, N, G: (B, p). Branch-free loops over one
+    sample's row views, so LLVM vectorizes them; one call per step (a call per row cost
+    more than the row's arithmetic at p = 100)."""
+    B, p = R.shape
     zero = one - one
-    for i in range(r_row.size):
-        ghi = _ftz(esign * e_row[i] + carry * (gh_row[i] + rec_row[i]), tiny, zero)
-        r = r_row[i]
-        z = z_row[i]
-        n = n_row[i]
-        da_n = _ftz(ghi * (one - z) * (one - n * n), tiny, zero)
-        d_r[i] = _ftz(da_n * gg_row[i] * r * (one - r), tiny, zero)
-        d_z[i] = _ftz(ghi * (h_row[i] - n) * z * (one - z), tiny, zero)
-        d_g[i] = _ftz(da_n * r, tiny, zero)
-        d_n[i] = da_n
-        gh_row[i] = ghi * z
+    for b in range(B):
+        e_row, gh_row, rec_row, h_row = E[b], gh[b], rec[b], H[b]
+        r_row, z_row, n_row, gg_row = R[b], Z[b], N[b], G[b]
+        d_r, d_z, d_g, d_n = D[b, :p], D[b, p:2 * p], D[b, 2 * p:], DN[b]
+        for i in range(p):
+            ghi = _ftz(esign * e_row[i] + carry * (gh_row[i] + rec_row[i]), tiny, zero)
+            r = r_row[i]
+            z = z_row[i]
+            n = n_row[i]
+            da_n = _ftz(ghi * (one - z) * (one - n * n), tiny, zero)
+            d_r[i] = _ftz(da_n * gg_row[i] * r * (one - r), tiny, zero)
+            d_z[i] = _ftz(ghi * (h_row[i] - n) * z * (one - z), tiny, zero)
+            d_g[i] = _ftz(da_n * r, tiny, zero)
+            d_n[i] = da_n
+            gh_row[i] = ghi * z
 
 
 @numba.njit(cache=CACHE, error_model="numpy")
-def _per_gate_row(l_row, h_row, r_row, z_row, n_row, gg_row, u_r, u_z, u_n, c_row, reg, eps,
-                  one, tiny, authors):
-    """One sample's row of one per-gate inverse step (Eq. 2, docs/gru.md): U = [u_r, u_z, u_n]
-    and the carry coefficient c (z / (z^2 + reg), or the authors' 1 - z) from lam_t."""
+def _per_gate_step(L, H, R, Z, N, G, U, C, reg, eps, one, tiny, authors):
+    """One per-gate inverse step's element loops (Eq. 2, docs/gru.md), all B samples:
+    U = [u_r, u_z, u_n] (B, 3p) and the carry coefficients C (B, p), z / (z^2 + reg) or the
+    authors' 1 - z, from L = lam_t (B, p); H = h_{t-1}, R, Z, N, G (B, p)."""
+    B, p = R.shape
     zero = one - one
-    for i in range(r_row.size):
-        r = r_row[i]
-        z = z_row[i]
-        n = n_row[i]
-        lt = l_row[i]
-        zc = min(max(z, eps), one - eps)
-        rc = min(max(r, eps), one - eps)
-        if authors:                                               # their convention
-            dn = z * (one - n * n)
-            dh = n - h_row[i]
-            c_row[i] = one - z
-        else:                                                     # PyTorch's
-            dn = (one - z) * (one - n * n)
-            dh = h_row[i] - n
-            c_row[i] = z / (z * z + reg)
-        u_r[i] = _ftz(dn * gg_row[i] * lt / (rc * (one - rc)), tiny, zero)
-        u_z[i] = _ftz(dh * lt / (zc * (one - zc)), tiny, zero)
-        u_n[i] = _ftz(dn * r * lt, tiny, zero)
+    for b in range(B):
+        l_row, h_row, r_row, z_row, n_row, gg_row = L[b], H[b], R[b], Z[b], N[b], G[b]
+        u_r, u_z, u_n, c_row = U[b, :p], U[b, p:2 * p], U[b, 2 * p:], C[b]
+        for i in range(p):
+            r = r_row[i]
+            z = z_row[i]
+            n = n_row[i]
+            lt = l_row[i]
+            zc = min(max(z, eps), one - eps)
+            rc = min(max(r, eps), one - eps)
+            if authors:                                           # their convention
+                dn = z * (one - n * n)
+                dh = n - h_row[i]
+                c_row[i] = one - z
+            else:                                                 # PyTorch's
+                dn = (one - z) * (one - n * n)
+                dh = h_row[i] - n
+                c_row[i] = z / (z * z + reg)
+            u_r[i] = _ftz(dn * gg_row[i] * lt / (rc * (one - rc)), tiny, zero)
+            u_z[i] = _ftz(dh * lt / (zc * (one - zc)), tiny, zero)
+            u_n[i] = _ftz(dn * r * lt, tiny, zero)
 
 
 @numba.njit(cache=CACHE, error_model="numpy")
@@ -269,7 +279,7 @@ def _backward_pass(Wh, Pstack, hidden, x, R, Z, N, G, lam, gh, carry, explicit, 
     zero = one - one
     esign = -one if explicit else one
     rec = np.zeros((B, p), dtype=dt)                              # delta_{t+1} W_h
-    zrow = np.zeros(p, dtype=dt)                                  # "no explicit term"
+    none = np.zeros((B, p), dtype=dt)                             # "no explicit term"
     D = np.empty((chunk, B, 3 * p), dtype=dt)                     # [da_r, da_z, dg] of a block
     DN = np.empty((chunk, B, p), dtype=dt)                        # da_n of a block
     U = np.empty((B, 3 * p), dtype=dt)                            # [u_r, u_z, u_n]
@@ -281,16 +291,11 @@ def _backward_pass(Wh, Pstack, hidden, x, R, Z, N, G, lam, gh, carry, explicit, 
         for t in range(t_hi, t_lo - 1, -1):
             s = t - 1
             k = t - t_lo
-            for b in range(B):
-                e_row = lam[t, b] if explicit else zrow
-                _deltas_row(e_row, esign, gh[b], rec[b], carry, hidden[s, b], R[s, b], Z[s, b],
-                            N[s, b], G[s, b], D[k, b, :p], D[k, b, p:2 * p], D[k, b, 2 * p:],
-                            DN[k, b], one, tiny)
+            _deltas_step(lam[t] if explicit else none, esign, gh, rec, carry, hidden[s], R[s],
+                         Z[s], N[s], G[s], D[k], DN[k], one, tiny)
             if per_gate:
-                for b in range(B):
-                    _per_gate_row(lam[t, b], hidden[s, b], R[s, b], Z[s, b], N[s, b], G[s, b],
-                                  U[b, :p], U[b, p:2 * p], U[b, 2 * p:], C[b], reg, eps, one,
-                                  tiny, authors)
+                _per_gate_step(lam[t], hidden[s], R[s], Z[s], N[s], G[s], U, C, reg, eps, one,
+                               tiny, authors)
                 np.dot(U, Pstack, out)                            # (B, p)
                 for b in range(B):
                     c_row, l_row, o_row, prev = C[b], lam[t, b], out[b], lam[s, b]
