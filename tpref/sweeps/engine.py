@@ -23,6 +23,25 @@ ALLOWED_WORKER_DEATHS = 3
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "NUMBA_NUM_THREADS": "1"}
 
+#: Dask settings of the embedded cluster, each measured by scripts/bench_sweep.py (numbers in
+#: docs/benchmarks.md). Dask starts worker processes with MALLOC_TRIM_THRESHOLD_=65536, which
+#: also turns off glibc's adaptive mmap threshold: every array over 128 KiB (a T x B x p float64
+#: block) is then mapped fresh and page-faulted in, ~95 000 page faults and ~20% more CPU per
+#: 300-iteration cell than in a plain process; unset (None), a worker allocates as a plain
+#: Python process does. The others slow the periodic work of an idle cluster (event-loop tick
+#: checks every 20 ms in each nanny, the scheduler and the client, memory checks every 100 ms,
+#: the workers' statistical profiler sampling every 10 ms, system monitors, work stealing,
+#: useless when a worker holds one cell at a time) from ~10% of a core to ~1%: on 2 cores that
+#: time is taken from the cells. None of it is used without a dashboard.
+WORKER_DASK_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.worker.profile.enabled": False,
+    "distributed.scheduler.work-stealing": False,
+}
+
 DASK_MISSING = ("tpref sweep needs Dask (dask.distributed), an optional extra: "
                 "pip install -e \".[sweep]\"  (or pip install \"tpref[sweep]\")")
 
@@ -121,7 +140,8 @@ def dask_client(workers=None, scheduler=None):
             # waits behind another on a busy worker while another worker idles
             with warnings.catch_warnings(), dask.config.set({
                     "distributed.scheduler.allowed-failures": ALLOWED_WORKER_DEATHS,
-                    "distributed.scheduler.worker-saturation": 1.0}):
+                    "distributed.scheduler.worker-saturation": 1.0,
+                    **WORKER_DASK_CONFIG}):
                 # the scheduler's HTTP endpoint (/health) falls back to a free port when 8787
                 # is taken (another cluster on this machine); that is not worth a warning
                 warnings.filterwarnings("ignore", message="Port .* is already in use")
