@@ -19,6 +19,8 @@ BASE = dict(task="temporal-order", length=12, method="tp", hidden=8, batch_size=
             iterations=30, lr=0.1, gamma_h=1e-2, reg=1.0, eval_every=10, eval_size=50,
             checkpoint_every=10, backend="numpy")
 VOLATILE = ("wall_seconds", "elapsed_seconds")
+#: read at collection, before any test has started a cluster
+MALLOC_TRIM_PRESET = "MALLOC_TRIM_THRESHOLD_" in os.environ
 
 
 def numbers(row):
@@ -85,6 +87,23 @@ def test_killed_worker_cell_is_retried_and_matches_an_uninterrupted_run(tmp_path
     assert [r["status"] for r in rows] == ["finished", "finished"]
     expected = direct_rows(grid, tmp_path, [0])
     assert [numbers(r) for r in rows] == [numbers(r) for r in expected]
+
+
+def test_embedded_workers_allocate_like_a_plain_process(client):
+    """Dask's MALLOC_TRIM_THRESHOLD_ makes a worker page-fault every large array in (~20% more
+    CPU per cell, docs/benchmarks.md): the embedded cluster's workers must not get it, nor may
+    starting the cluster leave it in this process's environment for later children. Runs after
+    the kill test, so one worker is a nanny's restart, which must keep the settings too."""
+    if MALLOC_TRIM_PRESET:
+        pytest.skip("MALLOC_TRIM_THRESHOLD_ is set in the test environment itself")
+    import dask
+
+    client.wait_for_workers(2, timeout=60)      # the kill test's worker restarted by its nanny
+    env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert len(env) == 2 and set(env.values()) == {None}
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+    profiling = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+    assert set(profiling.values()) == {False}
 
 
 def test_diverging_and_raising_cells_are_recorded_and_the_rest_finish(tmp_path, client):

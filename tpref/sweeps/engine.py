@@ -3,6 +3,7 @@ embedded LocalCluster or a remote scheduler (:func:`dask_client`), the client's 
 cells with its progress line (:func:`run_cells`), and :func:`sweep`, which runs a whole grid."""
 
 import contextlib
+import copy
 import dataclasses
 import json
 import os
@@ -145,10 +146,13 @@ def dask_client(workers=None, scheduler=None):
                 # the scheduler's HTTP endpoint (/health) falls back to a free port when 8787
                 # is taken (another cluster on this machine); that is not worth a warning
                 warnings.filterwarnings("ignore", message="Port .* is already in use")
+                # a nanny hands its worker a shallow copy of the global config, whose nested
+                # settings revert when this block exits: a worker it restarts after a crash
+                # would lose them. A deep copy taken here keeps them for every restart.
                 cluster = distributed.LocalCluster(
                     n_workers=n, threads_per_worker=1, processes=True, scheduler_port=0,
                     dashboard_address=None, worker_dashboard_address=None, env=dict(WORKER_ENV),
-                    silence_logs=logging.ERROR)
+                    silence_logs=logging.ERROR, config=copy.deepcopy(dask.config.config))
                 client = distributed.Client(cluster)
         yield client
     finally:
