@@ -3,24 +3,35 @@ other in one process, and the per-cell overhead of the sweep machinery.
 
     python scripts/bench_sweep.py --workers 2 --cells 8 --iterations 300
 
-Four timings of the same grid (each into a fresh directory, so nothing is skipped; the
-serial and warm variants repeated in turn, medians reported):
+Five timings of the same grid (each into a fresh directory, so nothing is skipped; the warm
+variants repeated in turn, medians reported):
 
 - ``serial``: :func:`tpref.sweeps.run_cell` on every cell in this process, one after the other
   (no Dask), the baseline;
-- ``sweep N workers``: :func:`tpref.sweep` with its embedded LocalCluster, start and shutdown
-  of the cluster included (what ``tpref sweep`` costs);
-- ``sweep N workers, warm``: the same on an already started cluster whose workers have each
-  run a 2-iteration cell (imports, numba cache loaded: the steady state of a long sweep);
+- ``sweep N workers, warm``: :func:`tpref.sweep` on an already started embedded cluster whose
+  workers have each run a 2-iteration cell (imports, numba cache loaded: the steady state of a
+  long sweep);
 - ``sweep 1 worker, warm``: one warm worker; (its time - serial) / cells is the per-cell
-  overhead of Dask (submit, schedule, serialize, gather) and of the cell's bookkeeping.
+  overhead of Dask (submit, schedule, serialize, gather) and of the cell's bookkeeping;
+- ``N plain processes, warm``: the cells on a ``ProcessPoolExecutor`` of N warm processes, no
+  Dask: what this machine gives N processes at all (the ceiling for the Dask sweep; on a
+  shared machine, the other jobs' share shows here);
+- ``sweep N workers, cluster start/stop included``: what one ``tpref sweep`` costs (once).
+
+Besides wall seconds it reports CPU seconds, which the load of a shared machine disturbs much
+less: the serial loop's thread CPU time against the sweep's total (every worker process plus
+this process, where the scheduler, the nannies and the client run). Their difference per cell
+is the sweep's CPU overhead per cell.
 
 Every cell must produce the same numbers in every variant (checked), so the timings compare
-the same work. Prints a Markdown table.
+the same work. Prints Markdown tables.
 """
 
 import argparse
+import concurrent.futures
+import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -30,17 +41,51 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
-def _warm(client, cell, scratch):
-    """Every worker runs a 2-iteration cell: imports and the numba cache load, not timed."""
+def _process_cpu():
+    """CPU seconds of this process, every thread."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _warm_cell(cell, scratch):
+    """Run a 2-iteration cell here (imports and the numba cache load, not timed)."""
     from tpref.sweeps import run_cell
 
-    def warm():
-        d = os.path.join(scratch, f"warmup-{os.getpid()}")
-        run_cell(cell, d, "warmup")
-        shutil.rmtree(d, ignore_errors=True)
-        return os.getpid()
+    d = os.path.join(scratch, f"warmup-{os.getpid()}")
+    run_cell(cell, d, "warmup")
+    shutil.rmtree(d, ignore_errors=True)
+    return os.getpid()
 
-    client.run(warm)
+
+def _pool_cell(cell, run_dir, rel):
+    from threadpoolctl import threadpool_limits
+
+    from tpref.sweeps import run_cell
+
+    with threadpool_limits(1):
+        return run_cell(cell, run_dir, rel)
+
+
+def _pool_warm(cell, scratch):
+    """A pool process's initializer: warm up, then say so (a file named by its pid)."""
+    _warm_cell(cell, scratch)
+    open(os.path.join(scratch, f"pool-ready-{os.getpid()}"), "w").close()
+
+
+def _pool_pids(scratch, n, timeout=300):
+    """The pids of the ``n`` pool processes, once each has warmed up."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        pids = [int(f.rsplit("-", 1)[1]) for f in os.listdir(scratch)
+                if f.startswith("pool-ready-")]
+        if len(pids) == n:
+            return pids
+        time.sleep(0.1)
+    raise SystemExit(f"bench_sweep: {n} pool processes did not start in {timeout} s")
+
+
+def _workers_cpu(client):
+    return client.run(_process_cpu)
 
 
 def main(argv=None):
@@ -53,13 +98,15 @@ def main(argv=None):
     ap.add_argument("--backend", default="numba")
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved repetitions of the warm variants (medians reported)")
+    ap.add_argument("--no-cold", action="store_true",
+                    help="skip the sweep that starts and stops its own cluster")
     ap.add_argument("--out", default=None, help="scratch directory (default: a temporary one)")
     args = ap.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
 
     import tpref
-    from tpref.sweeps import dask_client, make_cells, run_cell
+    from tpref.sweeps import WORKER_ENV, dask_client, make_cells, run_cell
 
     base = dict(task="temporal-order", length=args.length, method="tp", hidden=args.hidden,
                 batch_size=20, iterations=args.iterations, lr=0.1, gamma_h=1e-2, reg=10.0,
@@ -84,55 +131,113 @@ def main(argv=None):
 
     def serial_run():
         d = fresh("serial")
+        t0 = time.thread_time()
         with threadpool_limits(1):
-            return [run_cell(c, os.path.join(d, "cells", c.name), os.path.join("cells", c.name))
+            rows = [run_cell(c, os.path.join(d, "cells", c.name), os.path.join("cells", c.name))
                     for c in make_cells(grid, base)]
+        return rows, time.thread_time() - t0
+
+    def sweep_run(client, name):
+        before = _workers_cpu(client)
+        c0 = _process_cpu()
+        rows = tpref.sweep(grid, fresh(name), base=base, client=client, progress=False,
+                           plot=False)
+        own = _process_cpu() - c0
+        after = _workers_cpu(client)
+        own_cpus[name].append(own)
+        return rows, own + sum(after[w] - before[w] for w in after if w in before)
+
+    def pool_run(pool):
+        d = fresh("pool")
+        c0 = _process_cpu()
+        futures = [pool.submit(_pool_cell, c, os.path.join(d, "cells", c.name),
+                               os.path.join("cells", c.name)) for c in make_cells(grid, base)]
+        rows = [f.result() for f in futures]
+        # the pool's processes: their CPU is read from /proc below (children not yet waited)
+        return rows, _process_cpu() - c0
 
     def timed(fn):
         t0 = time.perf_counter()
-        rows = fn()
-        return time.perf_counter() - t0, rows
+        rows, cpu = fn()
+        return time.perf_counter() - t0, cpu, rows
 
     names = {"serial": "serial (one process, no Dask)",
              "warm": f"sweep, {args.workers} workers, warm cluster",
-             "one": "sweep, 1 worker, warm cluster"}
-    times = {k: [] for k in names}
-    t_cold, cold = timed(lambda: tpref.sweep(grid, fresh("cold"), base=base, workers=args.workers,
-                                             progress=False, plot=False))
-    with dask_client(workers=args.workers) as many, dask_client(workers=1) as one:
-        _warm(many, cell0, scratch)
-        _warm(one, cell0, scratch)
+             "one": "sweep, 1 worker, warm cluster",
+             "pool": f"{args.workers} plain processes, warm (no Dask)"}
+    walls = {k: [] for k in names}
+    cpus = {k: [] for k in names}
+    own_cpus = {"warm": [], "one": []}     # of the sweeps' CPU: this process's (client, ...)
+    load = [os.getloadavg()[0]]
+    cold = None
+    if not args.no_cold:
+        t_cold, _, cold = timed(lambda: (tpref.sweep(
+            grid, fresh("cold"), base=base, workers=args.workers, progress=False,
+            plot=False), None))
+    os.environ.update(WORKER_ENV)          # the pool's processes: BLAS on one thread, as Dask's
+    ctx = multiprocessing.get_context("spawn")
+    with dask_client(workers=args.workers) as many, dask_client(workers=1) as one, \
+            concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=ctx,
+                                                   initializer=_pool_warm,
+                                                   initargs=(cell0, scratch)) as pool:
+        many.run(_warm_cell, cell0, scratch)
+        one.run(_warm_cell, cell0, scratch)
+        # N tasks submitted at once start N processes (each warms up in its initializer)
+        for f in [pool.submit(time.sleep, 0.1) for _ in range(args.workers)]:
+            f.result()
+        import psutil
+
+        pool_procs = [psutil.Process(p) for p in _pool_pids(scratch, args.workers)]
+
+        def pool_cpu_run():
+            before = sum(sum(p.cpu_times()[:2]) for p in pool_procs)
+            rows, own = pool_run(pool)
+            return rows, own + sum(sum(p.cpu_times()[:2]) for p in pool_procs) - before
+
         # interleaved repetitions: the load of a shared machine drifts; each variant sees it
         for _ in range(args.repeats):
-            t, serial = timed(serial_run)
-            times["serial"].append(t)
-            t, warm = timed(lambda: tpref.sweep(grid, fresh("warm"), base=base, client=many,
-                                                progress=False, plot=False))
-            times["warm"].append(t)
-            t, single = timed(lambda: tpref.sweep(grid, fresh("one"), base=base, client=one,
-                                                  progress=False, plot=False))
-            times["one"].append(t)
-            for name, rows in (("cold", cold), ("warm", warm), ("one", single)):
-                if numbers(rows) != numbers(serial):
-                    raise SystemExit(f"bench_sweep: the {name} sweep's numbers differ from the "
+            runs = (("serial", serial_run), ("warm", lambda: sweep_run(many, "warm")),
+                    ("one", lambda: sweep_run(one, "one")), ("pool", pool_cpu_run))
+            got = {}
+            for key, fn in runs:
+                t, cpu, got[key] = timed(fn)
+                walls[key].append(t)
+                cpus[key].append(cpu)
+            for key in ("warm", "one", "pool"):
+                if numbers(got[key]) != numbers(got["serial"]):
+                    raise SystemExit(f"bench_sweep: the {names[key]} numbers differ from the "
                                      "serial run")
+            if cold is not None and numbers(cold) != numbers(got["serial"]):
+                raise SystemExit("bench_sweep: the cold sweep's numbers differ from the serial run")
+            load.append(os.getloadavg()[0])
     if not args.out:
         shutil.rmtree(scratch, ignore_errors=True)
-    results = {names[k]: statistics.median(v) for k, v in times.items()}
-    results[f"sweep, {args.workers} workers (cluster start/stop included; once)"] = t_cold
 
-    serial_s = results["serial (one process, no Dask)"]
-    print(f"grid: {args.cells} cells, temporal order T={args.length}, TP, hidden {args.hidden}, "
-          f"{args.iterations} iterations, backend {args.backend}; load average "
-          f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs\n")
+    wall = {k: statistics.median(v) for k, v in walls.items()}
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    n = args.cells
+    print(f"grid: {n} cells, temporal order T={args.length}, TP, hidden {args.hidden}, "
+          f"{args.iterations} iterations, backend {args.backend}; {os.cpu_count()} CPUs, load "
+          f"average (1 min) {min(load):.1f}-{max(load):.1f} during the run\n")
     print(f"medians of {args.repeats} interleaved repetitions (the cold sweep: once)\n")
-    print("| variant | wall s | cells / s | speed-up vs serial |")
-    print("|---|---|---|---|")
-    for name, s in results.items():
-        print(f"| {name} | {s:.2f} | {args.cells / s:.3f} | {serial_s / s:.2f}x |")
-    overhead = (results["sweep, 1 worker, warm cluster"] - serial_s) / args.cells
-    print(f"\nper-cell overhead (1 warm worker - serial) / cells: {1e3 * overhead:.0f} ms; "
-          f"serial seconds per cell: {serial_s / args.cells:.2f}")
+    print("| variant | wall s | cells / s | speed-up vs serial | CPU s | CPU vs serial |")
+    print("|---|---|---|---|---|---|")
+    for key, name in names.items():
+        print(f"| {name} | {wall[key]:.2f} | {n / wall[key]:.3f} | "
+              f"{wall['serial'] / wall[key]:.2f}x | {cpu[key]:.2f} | "
+              f"{cpu[key] / cpu['serial']:.3f} |")
+    if cold is not None:
+        print(f"| sweep, {args.workers} workers, cluster start/stop included (once) | "
+              f"{t_cold:.2f} | {n / t_cold:.3f} | {wall['serial'] / t_cold:.2f}x | | |")
+    print(f"\nserial: {wall['serial'] / n:.2f} s per cell")
+    print(f"per-cell overhead, wall (1 warm worker - serial) / cells: "
+          f"{1e3 * (wall['one'] - wall['serial']) / n:.0f} ms")
+    print(f"per-cell overhead, CPU ({args.workers} warm workers + scheduler/client - serial) / "
+          f"cells: {1e3 * (cpu['warm'] - cpu['serial']) / n:.0f} ms")
+    print(f"of the {args.workers}-worker sweep's CPU, this process (scheduler, nannies, client, "
+          f"and the idle 1-worker cluster): {statistics.median(own_cpus['warm']):.2f} s")
+    print(f"Dask sweep vs {args.workers} plain processes (wall): "
+          f"{wall['pool'] / wall['warm']:.2f}")
     return 0
 
 
