@@ -820,6 +820,28 @@ def test_dtp_hidden_and_displacements_are_two_views_of_one_block():
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+@pytest.mark.parametrize("B", [1, 5])
+def test_fast_output_backward_equals_the_reference(B, loss, dtype):
+    """The output layer's loss, logits, (W_hy, b_y) gradients and dl/dh_T of the numba oracles
+    (``numba_rnn.fast_output_backward``, one kernel) equal ``tpref.losses.output_backward``
+    computed in float64; the loss in float64, the arrays in the params' dtype."""
+    params, _, y = make_case(T=1, B=B, d=2, p=7, k=4, loss=loss, dtype=dtype, seed=5)
+    h_T = np.tanh(np.random.default_rng(6).normal(size=(B, 7)) * 2).astype(dtype)
+    value, out, grads, g_T = numba_rnn.fast_output_backward(params, h_T, y, loss)
+    y64 = y if loss == "cross_entropy" else y.astype(np.float64)
+    r_value, r_out, r_grads, r_g_T = reference.output_backward(as64(params),
+                                                               h_T.astype(np.float64), y64, loss)
+    assert isinstance(value, float)
+    testing.assert_close(np.array(value), np.array(r_value), name="loss", dtype=dtype)
+    for name, comp, ref in (("out", out, r_out), ("g_T", g_T, r_g_T),
+                            ("W_hy", grads["W_hy"], r_grads["W_hy"]),
+                            ("b_y", grads["b_y"], r_grads["b_y"])):
+        assert comp.dtype == dtype and comp.shape == ref.shape, name
+        assert_close(comp, ref, dtype, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
 @pytest.mark.parametrize("update", ["local", "through_time"])
 @pytest.mark.parametrize("scaled", [False, True], ids=["units_of_lam", "scaled"])
@@ -838,8 +860,8 @@ def test_tp_displacements_read_later_are_the_fused_pass_bits(scaled, update, act
     assert "displacements" not in res.__dict__ and "targets" not in res.__dict__
     run = numba_rnn.LinearizedTP(
         core.regularized_pinv_map(params["W_hh"], 0.5), res.hidden.copy(),
-        -dtype(gamma_h) * reference.output_backward(params, res.hidden[-1], y,
-                                                    "cross_entropy")[3],
+        -dtype(gamma_h) * numba_rnn.fast_output_backward(params, res.hidden[-1], y,
+                                                         "cross_entropy")[3],
         activation, CLIP_EPS)
     with numba_rnn.blas_threads():
         direction, lam = run.fused(workspace.aligned(params["W_hh"]), x,

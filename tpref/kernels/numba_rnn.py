@@ -69,6 +69,8 @@ What differs from the reference, by design (speed), and why equality still holds
 Conventions as in the reference: time-major x (T, B, d); hidden (T+1, B, p), hidden[0] = 0.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -76,14 +78,14 @@ from ..config import PRODUCT_BLOCK_ROWS, PRODUCT_SMALL_MIN_ROWS, SMALL_GEMM_MNK
 from ..deferred import Deferred
 from ..losses import output_backward
 from . import workspace
-from .core import (blas_threads, clip_bounds, flush_tiny, power_of_two_scale, regularized_pinv_map,
-                   tp_units)
+from .core import (blas_threads, clip_bounds, flush_tiny, power_of_two_scale,
+                   regularized_pinv_map, tp_units)
 from .jit_cache import CACHE
 from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vatanh, vlogit, vtanh, wide_vectors
 
-__all__ = ["rnn_forward", "rnn_last_hidden", "output_backward", "transition_backward", "regularized_pinv_map",
-           "propagate_displacements", "linearized_displacements", "rnn_oracle", "blas_threads"]
+__all__ = ["rnn_forward", "rnn_last_hidden", "output_backward", "fast_output_backward",
+           "transition_backward", "regularized_pinv_map", "propagate_displacements", "linearized_displacements", "rnn_oracle", "blas_threads"]
 
 # every kernel: cached on disk (a second process pays no JIT), NumPy's error model (no
 # ZeroDivisionError checks, so divisions vectorize)
@@ -146,6 +148,16 @@ def _forward_kernel(x, W_xh_T, W_hh_T, b_h, hidden, sigmoid):
                 h[i] = vtanh(rf[i])
 
 
+@njit(**_JIT)
+def _forward(x, W_xh, W_hh, b_h, hidden, sigmoid):
+    """hidden[0] = 0, then ``_forward_kernel`` with the transposes it multiplies by: one call
+    from Python instead of five NumPy operations (an oracle call's fixed cost)."""
+    hidden[0] = 0.0                                       # h_0
+    W_hh_T = np.empty((W_hh.shape[1], W_hh.shape[0]), W_hh.dtype)   # (p, p), 32-byte aligned
+    W_hh_T[:] = W_hh.T
+    _forward_kernel(x, np.ascontiguousarray(W_xh.T), W_hh_T, b_h, hidden, sigmoid)
+
+
 def rnn_forward(params, x, activation="tanh", out=None):
     """All hidden states h_0..h_T (twin of ``tpref.models.rnn.rnn_forward``).
 
@@ -166,11 +178,14 @@ def rnn_forward(params, x, activation="tanh", out=None):
     T, B, d = x.shape
     p = W_hh.shape[0]
     hidden = np.empty((T + 1, B, p), dtype=W_hh.dtype) if out is None else out   # (T+1, B, p)
-    hidden[0] = 0.0                                              # h_0
-    _forward_kernel(np.ascontiguousarray(x), np.ascontiguousarray(W_xh.T),
-                    workspace.aligned(W_hh.T), np.ascontiguousarray(b_h), hidden,
-                    activation == "sigmoid")
+    _forward(_contiguous(x), _contiguous(W_xh), _contiguous(W_hh), _contiguous(b_h), hidden,
+             activation == "sigmoid")
     return hidden
+
+
+def _contiguous(a):
+    """``a`` if C-contiguous (what the oracle passes: no call), else a C-contiguous copy."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def rnn_last_hidden(params, x, activation="tanh", window=64):
@@ -195,6 +210,89 @@ def rnn_last_hidden(params, x, activation="tanh", window=64):
             _forward_kernel(xs, W_xh_T, W_hh_T, b_h, buf[:n + 1], activation == "sigmoid")
             buf[0] = buf[n]                                           # h_{t0+n}
     return buf[0].copy()
+
+
+# ----------------------------------------------------------------------------------------------
+# output layer
+
+
+@njit(**_JIT)
+def _output_products(W_hy, h_T, d_out, dW_hy, db_y, g_T):
+    """(W_hy, b_y) gradients and dl/dh_T from dl/d out, into the arrays given:
+    d_out^T h_T, sum_b d_out, d_out W_hy."""
+    np.dot(d_out.T, h_T, dW_hy)
+    db_y[:] = d_out.sum(axis=0)
+    np.dot(d_out, W_hy, g_T)
+
+
+@njit(**_JIT)
+def _cross_entropy_backward(W_hy, b_y, h_T, y, out, dW_hy, db_y, g_T):
+    """``losses.output_backward`` for loss "cross_entropy", the reference's operations in its
+    order, in one kernel: returns the loss, writes out, dW_hy, db_y and g_T."""
+    B, p = h_T.shape
+    k = W_hy.shape[0]
+    one, nb = h_T.dtype.type(1.0), h_T.dtype.type(B)
+    np.dot(h_T, W_hy.T, out)                              # (B, k) logits
+    d_out = np.empty((B, k), h_T.dtype)                   # (B, k) dl/d out
+    value = 0.0                                           # float64 accumulator
+    for b in range(B):
+        for j in range(k):
+            out[b, j] += b_y[j]
+        m = out[b, 0]
+        for j in range(1, k):
+            m = max(m, out[b, j])
+        total = h_T.dtype.type(0.0)
+        for j in range(k):
+            d_out[b, j] = out[b, j] - m                   # shifted logits z
+            total += np.exp(d_out[b, j])
+        lse = np.log(total)
+        value -= float(d_out[b, y[b]] - lse)              # -log softmax(out)[y]
+        for j in range(k):
+            d_out[b, j] = np.exp(d_out[b, j] - lse)       # softmax
+        d_out[b, y[b]] -= one
+        for j in range(k):
+            d_out[b, j] /= nb
+    _output_products(W_hy, h_T, d_out, dW_hy, db_y, g_T)
+    return value / B
+
+
+@njit(**_JIT)
+def _mse_backward(W_hy, b_y, h_T, y, out, dW_hy, db_y, g_T):
+    """``losses.output_backward`` for loss "mse" in one kernel: returns the loss, writes out,
+    dW_hy, db_y and g_T."""
+    B, p = h_T.shape
+    k = W_hy.shape[0]
+    np.dot(h_T, W_hy.T, out)                              # (B, k) outputs
+    d_out = np.empty((B, k), h_T.dtype)
+    value = 0.0                                           # float64 accumulator
+    scale = h_T.dtype.type(2.0 / (B * k))
+    for b in range(B):
+        for j in range(k):
+            out[b, j] += b_y[j]
+            diff = out[b, j] - y[b, j]
+            value += float(diff) * float(diff)
+            d_out[b, j] = scale * diff
+    _output_products(W_hy, h_T, d_out, dW_hy, db_y, g_T)
+    return value / (B * k)
+
+
+def fast_output_backward(params, h_T, y, loss):
+    """``tpref.losses.output_backward``: (loss, logits, {W_hy, b_y} gradients, dl/dh_T), with
+    the reference's operations in one Numba call instead of ~25 NumPy calls, each of which
+    costs several times its warm time right after a kernel has filled the caches (~0.2 ms of
+    an oracle call at p = 100, B = 16). Equal to it up to rounding (the loss is accumulated
+    in float64 in sample order, the reference sums pairwise; tests/test_numba_backend.py).
+
+    The arrays are allocated here, by NumPy, not inside the kernel: an array Numba allocates
+    is owned by Numba's MemInfo, whose ``writeable`` flag ``tpref.deferred.freeze`` cannot
+    lock (NumPy lets a view of foreign memory be made writeable again)."""
+    W_hy = params["W_hy"]
+    (B, p), k, dtype = h_T.shape, W_hy.shape[0], h_T.dtype
+    out, dW_hy, db_y = np.empty((B, k), dtype), np.empty((k, p), dtype), np.empty(k, dtype)
+    g_T = np.empty((B, p), dtype)
+    kernel = _cross_entropy_backward if loss == "cross_entropy" else _mse_backward
+    value = kernel(W_hy, params["b_y"], h_T, y, out, dW_hy, db_y, g_T)
+    return value, out, {"W_hy": dW_hy, "b_y": db_y}, g_T
 
 
 # ----------------------------------------------------------------------------------------------
@@ -334,6 +432,35 @@ def _directions(W_hh, hidden, x, grad_h, coef, g_T, through_time, activation, s)
                            activation == "sigmoid", flush_tiny(hidden.dtype), _chunk(T, B, p),
                            dW_hh, dW_xh, db_h)
     return {"W_hh": s * dW_hh, "W_xh": s * dW_xh, "b_h": s * db_h}    # exact: s power of two
+
+
+@njit(**_JIT)
+def _bp_backward(W_hh, hidden, x, g_T, sigmoid, flush, chunk, dW_hh, dW_xh, db_h):
+    """BPTT's (W_hh, W_xh, b_h) gradients from dl/dh_T, into dW_hh, dW_xh, db_h (any contents
+    on entry): ``_transition_directions`` on g_T / s (s = ``core.power_of_two_scale(g_T)``,
+    computed the same way here), no explicit terms, times s (exact). One call from Python
+    instead of ~15 NumPy operations; the outputs are NumPy's arrays (see
+    ``fast_output_backward``)."""
+    B, p = g_T.shape
+    dtype = hidden.dtype
+    m = 0.0                                               # max |g_T|, as power_of_two_scale
+    for b in range(B):
+        for i in range(p):
+            m = max(m, abs(float(g_T[b, i])))
+    s = dtype.type(1.0)
+    if np.isfinite(m) and m > 0.0:
+        _, e = math.frexp(m)                              # m = f 2^e, f in [0.5, 1)
+        s = dtype.type(math.ldexp(1.0, e - 1))            # 2^(e-1) <= m < 2^e
+    W = np.empty((p, p), dtype)                           # (p, p) C order, 32-byte aligned
+    W[:] = W_hh
+    dW_hh[:] = 0.0
+    dW_xh[:] = 0.0
+    db_h[:] = 0.0
+    _transition_directions(W, hidden, x, np.empty((0, B, p), dtype), dtype.type(1.0), g_T / s,
+                           True, sigmoid, flush, chunk, dW_hh, dW_xh, db_h)
+    for a in (dW_hh.reshape(dW_hh.size), dW_xh.reshape(dW_xh.size), db_h):
+        for i in range(a.size):
+            a[i] = s * a[i]                               # exact: s a power of two
 
 
 def transition_backward(params, x, hidden, grad_h, activation, through_time):
@@ -736,16 +863,17 @@ def rnn_oracle(method, params, x, y, *, loss, gamma_h, reg, update, activation, 
         hidden_out, lam_out = workspace.empty((T + 1, B, p), dtype), None
     with blas_threads():
         hidden = rnn_forward(params, x, activation, out=hidden_out)   # (T+1, B, p)
-        value, out, direction, g_T = output_backward(params, hidden[-1], y, loss)
-        W_hh = workspace.aligned(params["W_hh"])             # (p, p) C order, 64-byte aligned
+        value, out, direction, g_T = fast_output_backward(params, hidden[-1], y, loss)
         if method == "bp":
             # BPTT: grad_h is g_T at t = T and zero elsewhere (no explicit terms array)
-            s = power_of_two_scale(g_T)
-            no_terms = np.empty((0,) + hidden.shape[1:], dtype=dtype)
-            direction.update(_directions(W_hh, hidden, x, no_terms, 1.0, g_T / s, True,
-                                         activation, s))
+            dW_hh, dW_xh = np.empty((p, p), dtype), np.empty((p, x.shape[2]), dtype)
+            db_h = np.empty(p, dtype)
+            _bp_backward(params["W_hh"], hidden, x, g_T, activation == "sigmoid",
+                         flush_tiny(dtype), _chunk(T, B, p), dW_hh, dW_xh, db_h)
+            direction.update(W_hh=dW_hh, W_xh=dW_xh, b_h=db_h)
             lam = None
         else:
+            W_hh = workspace.aligned(params["W_hh"])         # (p, p) C order, 64-byte aligned
             lam_T = -gamma_h * g_T                                 # Eq. (1), as the reference
             through_time = update == "through_time"
             if method == "tp":
