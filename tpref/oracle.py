@@ -6,6 +6,7 @@ against. It validates its input, dispatches to a backend (the NumPy reference lo
 :class:`OracleResult`.
 """
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Optional, Union
@@ -14,9 +15,10 @@ import numpy as np
 
 from .config import CELLS, CLIP_EPS, GRU_INVERSES
 from .deferred import Deferred, freeze
-from .validation import (check_choice, check_dtp_learned_options, check_dtp_learned_params,
-                         check_gru_params, check_inputs, check_options_fit_dtype,
-                         check_oracle_options, check_rnn_params, check_targets, check_time_major)
+from .validation import (all_finite, check_choice, check_dtp_learned_options,
+                         check_dtp_learned_params, check_gru_params, check_inputs,
+                         check_options_fit_dtype, check_oracle_options, check_rnn_params,
+                         check_targets, check_time_major)
 
 
 class NonFiniteResultWarning(RuntimeWarning):
@@ -355,8 +357,8 @@ def _result(method, out, call):
     checked finite, so an intermediate overflowed (e.g. a huge gamma_h in float32, or the
     inverse of targets clipped near the activation's bounds).
     """
-    bad = [name for name, g in out["direction"].items() if not np.isfinite(g).all()]
-    if bad or not np.isfinite(out["loss"]):
+    bad = [name for name, g in out["direction"].items() if not all_finite(g)]
+    if bad or not math.isfinite(out["loss"]):
         import warnings
         what = f"direction {bad}" if bad else f"loss {out['loss']}"
         warnings.warn(f"tpref.oracle({method!r}): the {what} is not finite although the input "

@@ -32,6 +32,7 @@ to the array, "held" means: the array or its owner has a reference besides ours.
 """
 
 import collections
+import math
 import sys
 import threading
 
@@ -60,7 +61,7 @@ def aligned_empty(shape, dtype):
     uint8 array (its ``base``, which also becomes the ``base`` of every view of it). Never
     kept (for scratch arrays; ``empty`` for outputs)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     buf = np.empty(nbytes + ALIGN, np.uint8)
     start = -buf.ctypes.data % ALIGN
     return buf[start:start + nbytes].view(dtype).reshape(shape)
@@ -81,14 +82,15 @@ def empty(shape, dtype):
         A kept buffer no one else holds, or a new array (kept for later calls when it has at
         least config.WORKSPACE_MIN_BYTES).
     """
-    shape = tuple(int(n) for n in shape)
+    shape = tuple(map(int, shape))
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if not WORKSPACE_MIN_BYTES <= nbytes <= WORKSPACE_MAX_BYTES // WORKSPACE_KEEP:
         return aligned_empty(shape, dtype)
     key = (shape, dtype.str)
     with _LOCK:
         kept = _KEPT.pop(key, [])
+        new = False
         for i in range(len(kept)):
             # free: only `kept` refers to the array, only the array to its memory's owner
             # (a caller's view of it refers to the owner, NumPy collapsing view chains)
@@ -98,13 +100,15 @@ def empty(shape, dtype):
                 break
         else:
             out = aligned_empty(shape, dtype)
+            new = True
         # a dropped result may have frozen it (or a view of it, and with it the owner)
         out.base.flags.writeable = True                   # the uint8 owner, then the array
         out.flags.writeable = True
         kept.append(out)                                  # most recently handed out last
         del kept[:-WORKSPACE_KEEP]                        # forget the oldest (a caller holds it)
         _KEPT[key] = kept
-        while len(_KEPT) > WORKSPACE_SHAPES or _kept_bytes() > WORKSPACE_MAX_BYTES:
+        # a reused buffer changed neither the shapes kept nor their bytes
+        while new and (len(_KEPT) > WORKSPACE_SHAPES or _kept_bytes() > WORKSPACE_MAX_BYTES):
             _KEPT.popitem(last=False)                     # least recently used shape
     return out
 
