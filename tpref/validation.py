@@ -137,8 +137,8 @@ def check_inputs(x, d, dtype):
 
 def _cast_finite(name, a, dtype):
     """``a`` as a contiguous ``dtype`` array; ValueError if a finite entry overflows the cast."""
-    if a.dtype == dtype and a.flags.c_contiguous:
-        return a
+    if type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous:
+        return a                        # what ascontiguousarray returns, without its errstate
     with np.errstate(over="ignore"):
         out = np.ascontiguousarray(a, dtype=dtype)
     if out.dtype != a.dtype and not np.isfinite(out).all():
