@@ -42,6 +42,7 @@ from .run_config import (DEFAULT_EVALUATIONS, MAX_EVAL_EVERY, RunConfig, default
                          default_eval_every)
 from .run_io import (Progress, check_checkpoint_params, check_output_dir, load_checkpoint,
                      read_metrics, resume_point, run_paths, save_checkpoint, write_json)
+from .validation import all_finite
 
 # RunConfig and its defaults (tpref.run_config) and the run files' helpers (tpref.run_io) are
 # also importable from here: tpref.train was their first home
@@ -170,15 +171,16 @@ class _Run:
         self.diagnostics.record(n.iteration, self.params, x, y)
         t0 = time.perf_counter()
         try:
-            with warnings.catch_warnings():     # a non-finite result is a divergence, below
-                warnings.simplefilter("ignore", NonFiniteResultWarning)
-                res = oracle(c.method, self.params, x, y, loss=self.task.loss, backend=c.backend,
-                             cell=c.cell, **c.oracle_options(n.iteration))
+            # a non-finite result is a divergence, below (_train ignores the oracle's
+            # NonFiniteResultWarning around the whole loop: entering the filter at every
+            # step cost more than the step's other bookkeeping together)
+            res = oracle(c.method, self.params, x, y, loss=self.task.loss, backend=c.backend,
+                         cell=c.cell, **c.oracle_options(n.iteration))
         except (FloatingPointError, RegularizedInverseError) as err:
             return f"{type(err).__name__}: {err}"
         if not math.isfinite(res.loss):
             return f"training loss {res.loss} is not finite"
-        if not all(np.isfinite(g).all() for g in res.direction.values()):
+        if not all(all_finite(g) for g in res.direction.values()):
             return "the descent direction is not finite (an overflow)"
         try:
             direction = res.direction
@@ -312,7 +314,9 @@ def _train(config, out_dir, *, resume, progress, stream, task, stop_after):
         with interrupt_on_sigterm(), open(run.paths["metrics"], "a") as run.metrics_file:
             if n.iteration == 0:
                 run.log_eval()
-            with np.errstate(under="ignore", over="raise", invalid="raise", divide="raise"):
+            with np.errstate(under="ignore", over="raise", invalid="raise", divide="raise"), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore", NonFiniteResultWarning)   # run.step() decides
                 while n.iteration < config.iterations:
                     if stop_after is not None and n.iteration >= stop_after:
                         status = "interrupted"
