@@ -98,6 +98,37 @@ def roofline_ms(cfg, rates):
         + T * B * p * rates["tanh_ns"] * 1e-6
 
 
+def roofline_split_ms(cfg, rates):
+    """The roofline of BP's two kernels (ms): the forward (its per-step products and the
+    activation) and the backward (the dL/dh recursion's per-step products and the parameter
+    products); they sum to :func:`roofline_ms`."""
+    T, B, d, p = cfg["T"], cfg["B"], cfg["d"], cfg["p"]
+    step = 2.0 * T * B * p * p + 2.0 * T * B * p * d
+    forward = step / rates["steps"] * 1e-6 + T * B * p * rates["tanh_ns"] * 1e-6
+    backward = (step / rates["steps"] + (bp_flops(cfg) - 2 * step) / rates["block"]) * 1e-6
+    return forward, backward
+
+
+def bp_kernels(params, x, y, cfg):
+    """Runners of BP's two kernels alone, on this point's data: "bp forward"
+    (``numba_rnn.rnn_forward``) and "bp backward" (``numba_rnn._bp_backward``, from the
+    output layer's dl/dh_T); what a BP call spends beyond them is its fixed cost (checks,
+    copies, output layer, result)."""
+    from ..kernels import numba_rnn
+    from ..kernels.core import flush_tiny
+
+    dt = params["W_hh"].dtype
+    T, B, p, d = x.shape[0], x.shape[1], params["W_hh"].shape[0], x.shape[2]
+    hidden = np.empty((T + 1, B, p), dt)
+    numba_rnn.rnn_forward(params, x, out=hidden)
+    y = y.astype(np.intp) if y.dtype.kind in "iu" else y
+    g_T = numba_rnn.fast_output_backward(params, hidden[-1], y, cfg["loss"])[3]
+    out = np.empty((p, p), dt), np.empty((p, d), dt), np.empty(p, dt)
+    args = (params["W_hh"], hidden, x, g_T, False, flush_tiny(dt), numba_rnn._chunk(T, B, p))
+    return {"bp forward": lambda: numba_rnn.rnn_forward(params, x, out=hidden),
+            "bp backward": lambda: numba_rnn._bp_backward(*args, *out)}
+
+
 def bench_point(name, axis, cfg, dtype, repeats, with_torch=True, log=print):
     """Validate, then time torch, BP, the TP variants, the encoding and the probes at one point."""
     from ..kernels.numba_rnn import regularized_pinv_map
@@ -123,6 +154,8 @@ def bench_point(name, axis, cfg, dtype, repeats, with_torch=True, log=print):
             del runners[label]
     W_hh = params["W_hh"]
     runners["encoding"] = lambda: regularized_pinv_map(W_hh, cfg["reg"])
+    if "bp" in runners:
+        runners.update(bp_kernels(params, x, y, cfg))
     # the per-step probe does ~T steps (at least 200), so it lasts about a forward pass
     probes = _probes(cfg, dt, n_steps=max(200, cfg["T"]))
     runners.update({b: fn for b, (fn, _, _) in probes.items()})
@@ -146,6 +179,13 @@ def bench_point(name, axis, cfg, dtype, repeats, with_torch=True, log=print):
                 key = "torch_over_bp" if b == "torch" else f"{b}_over_bp"
                 row["paired"][key] = paired_ratio(cpu[b], cpu["bp"])
         row["bp_over_roofline"] = times["bp"]["median"] / roof
+        # where BP's time goes: its two kernels against their rooflines, and the rest of the
+        # call (medians; the rest is BP's median minus the kernels' medians)
+        fwd_roof, bwd_roof = roofline_split_ms(cfg, rates)
+        fwd, bwd = times["bp forward"]["median"], times["bp backward"]["median"]
+        row["bp_split"] = {"forward_ms": fwd, "backward_ms": bwd,
+                           "rest_ms": times["bp"]["median"] - fwd - bwd,
+                           "forward_roof_ms": fwd_roof, "backward_roof_ms": bwd_roof}
         # through_time's second per-step product (delta_t W_hh next to z_t P) at the probe's
         # rate, over BP: TP through_time / BP cannot go below 1 + this
         T, B, p = cfg["T"], cfg["B"], cfg["p"]

@@ -185,6 +185,25 @@ def grid_markdown(results):
                 [pr(r, "torch_over_bp") for r in rs], [r and r.get("bp_over_roofline") for r in rs],
                 [r and r.get("torch_over_roofline") for r in rs])) + f" | {target} | "
             f"{verdict(point, 'bp')} |")
+    lines += ["", f"Where BP's time goes ({d}; ms of thread CPU time, medians): its forward and "
+              "backward kernels timed alone in the same alternation, each over its part of the "
+              "roofline, and the rest of the call (checks, copies, output layer, result):", "",
+              "| point | T | B | p | BP ms | forward ms | forward/roof | backward ms | "
+              "backward/roof | rest ms | rest/BP |", "|---" * 11 + "|"]
+    for point in points:
+        rs = [at.get((point, dt)) for dt in dtypes]
+        sp = [r.get("bp_split") if r else None for r in rs]
+
+        def col(fn, fmt="{:.2f}"):
+            return " / ".join(f(fn(r, s) if s else None, fmt) for r, s in zip(rs, sp))
+        lines.append(shape(point) + " " + " | ".join((
+            col(lambda r, s: r["cpu_ms"]["bp"]["median"]),
+            col(lambda r, s: s["forward_ms"]),
+            col(lambda r, s: s["forward_ms"] / s["forward_roof_ms"]),
+            col(lambda r, s: s["backward_ms"]),
+            col(lambda r, s: s["backward_ms"] / s["backward_roof_ms"]),
+            col(lambda r, s: s["rest_ms"], "{:.3f}"),
+            col(lambda r, s: s["rest_ms"] / r["cpu_ms"]["bp"]["median"], "{:.3f}"))) + " |")
     lines += ["", f"TP over BP, update local and through_time ({d}); at T < p the limit is "
               "1 + encoding/BP + 0.05; extra GEMM/BP: through_time's second per-step product "
               "at the probe's rate, over BP:", "",

@@ -85,7 +85,8 @@ from .numba_blas import add_tn_product
 from .numba_math import CONTRACT, vatanh, vlogit, vtanh, wide_vectors
 
 __all__ = ["rnn_forward", "rnn_last_hidden", "output_backward", "fast_output_backward",
-           "transition_backward", "regularized_pinv_map", "propagate_displacements", "linearized_displacements", "rnn_oracle", "blas_threads"]
+           "transition_backward", "regularized_pinv_map", "propagate_displacements",
+           "linearized_displacements", "rnn_oracle", "blas_threads"]
 
 # every kernel: cached on disk (a second process pays no JIT), NumPy's error model (no
 # ZeroDivisionError checks, so divisions vectorize)
