@@ -22,7 +22,7 @@ from tpref.kernels import jit_cache, numba_math
 
 PACKAGE = os.path.dirname(tpref.__file__)
 
-# one forward pass through numba_rnn's kernel (which inlines numba_math.vtanh); prints the
+# one forward pass through numba_rnn's kernels (which inline numba_math.vtanh); prints the
 # result's bits and whether the kernel came from the disk cache
 FORWARD = textwrap.dedent("""
     import sys
@@ -32,9 +32,9 @@ FORWARD = textwrap.dedent("""
     params = {"W_hh": rng.normal(size=(4, 4)), "W_xh": rng.normal(size=(4, 2)),
               "b_h": rng.normal(size=4)}
     h = numba_rnn.rnn_forward(params, rng.normal(size=(5, 3, 2)))
-    stats = numba_rnn._forward_kernel.stats
+    stats = numba_rnn._forward.stats          # rnn_forward's kernel (it calls _forward_kernel)
     print(h.tobytes().hex(), sum(stats.cache_hits.values()), jit_cache.CACHE,
-          type(numba_rnn._forward_kernel._cache).__name__)
+          type(numba_rnn._forward._cache).__name__)
 """)
 
 
