@@ -459,9 +459,15 @@ def _bp_backward(W_hh, hidden, x, g_T, sigmoid, flush, chunk, dW_hh, dW_xh, db_h
     db_h[:] = 0.0
     _transition_directions(W, hidden, x, np.empty((0, B, p), dtype), dtype.type(1.0), g_T / s,
                            True, sigmoid, flush, chunk, dW_hh, dW_xh, db_h)
+    _scale_directions(s, dW_hh, dW_xh, db_h)
+
+
+@njit(**_JIT)
+def _scale_directions(s, dW_hh, dW_xh, db_h):
+    """dW_hh, dW_xh, db_h *= s in place (exact: s a power of two)."""
     for a in (dW_hh.reshape(dW_hh.size), dW_xh.reshape(dW_xh.size), db_h):
         for i in range(a.size):
-            a[i] = s * a[i]                               # exact: s a power of two
+            a[i] = s * a[i]
 
 
 def transition_backward(params, x, hidden, grad_h, activation, through_time):
@@ -610,6 +616,24 @@ def _tp_backward(P, W_hh, hidden, x, mu, keep, s, sigmoid, lo, hi, flush, throug
             m[i] = s * m[i]                               # exact
 
 
+@njit(**_JIT)
+def _tp_directions(P, W_hh, hidden, x, lam_T, s, sigmoid, lo, hi, flush, through_time, chunk,
+                   dW_hh, dW_xh, db_h):
+    """``_tp_backward`` without keeping the displacements (mu_t in a (2, B, p) buffer,
+    mu_T = lam_T / s), the directions into dW_hh, dW_xh, db_h (any contents on entry), times
+    s (exact): ``LinearizedTP.fused(keep=False)`` in one call from Python instead of ~12
+    NumPy operations. The outputs are NumPy's arrays (see ``fast_output_backward``)."""
+    T = hidden.shape[0] - 1
+    mu = np.empty((2,) + lam_T.shape, hidden.dtype)      # (2, B, p) mu_t in mu[t % 2]
+    mu[T & 1] = lam_T / s                                 # exact: s a power of two
+    dW_hh[:] = 0.0
+    dW_xh[:] = 0.0
+    db_h[:] = 0.0
+    _tp_backward(P, W_hh, hidden, x, mu, False, s, sigmoid, lo, hi, flush, through_time, chunk,
+                 dW_hh, dW_xh, db_h)
+    _scale_directions(s, dW_hh, dW_xh, db_h)
+
+
 class LinearizedTP:
     """One linearized-TP backward pass (Eq. 1-3) at fixed P, hidden states and lam_T.
 
@@ -654,13 +678,19 @@ class LinearizedTP:
         ``rnn_oracle`` does."""
         T, B, p = self.hidden.shape[0] - 1, self.hidden.shape[1], self.hidden.shape[2]
         dtype = self.hidden.dtype
-        mu = self._start(workspace.empty((T + 1, B, p), dtype) if keep
-                         else workspace.aligned_empty((2, B, p), dtype))   # scratch: not kept
+        if not keep:                    # rnn_oracle's call: one Numba call (_tp_directions)
+            dW_hh, dW_xh, db_h = np.empty((p, p), dtype), np.empty((p, x.shape[2]), dtype), \
+                np.empty(p, dtype)
+            _tp_directions(self.P, W_hh, self.hidden, x, self.lam_T, self.s, self.sigmoid,
+                           self.lo, self.hi, self.flush, through_time, _chunk(T, B, p), dW_hh,
+                           dW_xh, db_h)
+            return {"W_hh": dW_hh, "W_xh": dW_xh, "b_h": db_h}, None
+        mu = self._start(workspace.empty((T + 1, B, p), dtype))
         dW_hh, dW_xh, db_h = _zero_directions(p, x.shape[2], dtype)
-        _tp_backward(self.P, W_hh, self.hidden, x, mu, keep, self.s, self.sigmoid, self.lo,
+        _tp_backward(self.P, W_hh, self.hidden, x, mu, True, self.s, self.sigmoid, self.lo,
                      self.hi, self.flush, through_time, _chunk(T, B, p), dW_hh, dW_xh, db_h)
         s = self.s
-        return {"W_hh": s * dW_hh, "W_xh": s * dW_xh, "b_h": s * db_h}, (mu if keep else None)
+        return {"W_hh": s * dW_hh, "W_xh": s * dW_xh, "b_h": s * db_h}, mu
 
     def recursion(self):
         """mu_t = lam_t / s, (T+1, B, p): Eq. (2) in displacement form, in the pass's units."""
