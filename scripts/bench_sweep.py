@@ -21,7 +21,8 @@ variants repeated in turn, medians reported):
 Besides wall seconds it reports CPU seconds, which the load of a shared machine disturbs much
 less: the serial loop's thread CPU time against the sweep's total (every worker process plus
 this process, where the scheduler, the nannies and the client run). Their difference per cell
-is the sweep's CPU overhead per cell.
+is the sweep's CPU overhead per cell; its difference from the N plain processes' CPU is what
+Dask itself costs (N processes running at once also slow each other: caches, memory).
 
 Every cell must produce the same numbers in every variant (checked), so the timings compare
 the same work. Prints Markdown tables.
@@ -234,6 +235,8 @@ def main(argv=None):
           f"{1e3 * (wall['one'] - wall['serial']) / n:.0f} ms")
     print(f"per-cell overhead, CPU ({args.workers} warm workers + scheduler/client - serial) / "
           f"cells: {1e3 * (cpu['warm'] - cpu['serial']) / n:.0f} ms")
+    print(f"per-cell overhead, CPU, against {args.workers} plain processes (the same "
+          f"concurrency, no Dask) / cells: {1e3 * (cpu['warm'] - cpu['pool']) / n:.0f} ms")
     print(f"of the {args.workers}-worker sweep's CPU, this process (scheduler, nannies, client, "
           f"and the idle 1-worker cluster): {statistics.median(own_cpus['warm']):.2f} s")
     print(f"Dask sweep vs {args.workers} plain processes (wall): "
