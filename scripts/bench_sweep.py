@@ -24,8 +24,10 @@ this process, where the scheduler, the nannies and the client run). Their differ
 is the sweep's CPU overhead per cell; its difference from the N plain processes' CPU is what
 Dask itself costs (N processes running at once also slow each other: caches, memory).
 
-Every cell must produce the same numbers in every variant (checked), so the timings compare
-the same work. Prints Markdown tables.
+Before the runs it measures how many cores N busy processes started from here get at all (a
+shared machine's other jobs take the rest; see :func:`_cores_given`). Every cell must produce
+the same numbers in every variant (checked), so the timings compare the same work. Prints
+Markdown tables.
 """
 
 import argparse
@@ -83,6 +85,34 @@ def _pool_pids(scratch, n, timeout=300):
             return pids
         time.sleep(0.1)
     raise SystemExit(f"bench_sweep: {n} pool processes did not start in {timeout} s")
+
+
+def _spin(seconds):
+    """Busy-loop for ``seconds`` of wall time; return the CPU seconds this process got."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        pass
+    return time.process_time()
+
+
+def _cores_given(n, seconds=3.0):
+    """CPU cores that ``n`` busy processes started from here get together (wall-clock share):
+    what the machine's other jobs leave to this benchmark. Under Linux's autogroup scheduling
+    (``/proc/sys/kernel/sched_autogroup_enabled``) a session's processes share one group's
+    slice, so on a busy machine N processes may get no more than 1."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(n, mp_context=ctx) as pool:
+        for f in [pool.submit(time.sleep, 0.2) for _ in range(n)]:   # start them first
+            f.result()
+        return sum(f.result() for f in [pool.submit(_spin, seconds) for _ in range(n)]) / seconds
+
+
+def _autogroup():
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return None
 
 
 def _workers_cpu(client):
@@ -170,6 +200,7 @@ def main(argv=None):
     cpus = {k: [] for k in names}
     own_cpus = {"warm": [], "one": []}     # of the sweeps' CPU: this process's (client, ...)
     load = [os.getloadavg()[0]]
+    share = {k: _cores_given(k) for k in sorted({1, args.workers})}
     cold = None
     if not args.no_cold:
         t_cold, _, cold = timed(lambda: (tpref.sweep(
@@ -220,6 +251,9 @@ def main(argv=None):
     print(f"grid: {n} cells, temporal order T={args.length}, TP, hidden {args.hidden}, "
           f"{args.iterations} iterations, backend {args.backend}; {os.cpu_count()} CPUs, load "
           f"average (1 min) {min(load):.1f}-{max(load):.1f} during the run\n")
+    print("cores given to busy processes started by this benchmark (before the runs): "
+          + ", ".join(f"{k} process{'es' if k > 1 else ''} {v:.2f}" for k, v in share.items())
+          + f"; Linux autogroup scheduling {'on' if _autogroup() else 'off or unknown'}\n")
     print(f"medians of {args.repeats} interleaved repetitions (the cold sweep: once)\n")
     print("| variant | wall s | cells / s | speed-up vs serial | CPU s | CPU vs serial |")
     print("|---|---|---|---|---|---|")
