@@ -84,7 +84,7 @@ def run(args, log=print):
             "load_average_start": os.getloadavg()}
     import numba
     import scipy
-    meta.update(numba=numba.__version__, scipy=scipy.__version__)
+    meta.update(numba=numba.__version__, scipy=scipy.__version__, blas=_blas_kernels())
     if args.train_overhead:
         presets = ("temporal-order-60",) + (("mnist",) if args.data_dir else ())
         return run_train_overhead(args.repeats or (2 if args.quick else 5), args.out,
@@ -136,3 +136,15 @@ def main(argv=None):
     with np.errstate(under="ignore"):        # the reference underflows by design on long T
         run(args)
     return 0
+
+
+def _blas_kernels():
+    """Which OpenBLAS kernels NumPy and SciPy (Numba's products) run: OPENBLAS_CORETYPE, if the
+    environment forces them (an AVX-512 CPU run with AVX2 "Haswell" kernels computes the
+    per-step products at a fraction of the rate), and threadpoolctl's view of each library."""
+    from threadpoolctl import threadpool_info
+    return {"OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+            "libraries": [{k: lib.get(k) for k in ("internal_api", "prefix", "version",
+                                                   "architecture")}
+                          for lib in threadpool_info() if lib.get("user_api") == "blas"]}
+
