@@ -673,12 +673,16 @@ def test_forward_twin(activation, dtype):
 @pytest.mark.parametrize("window", [1, 7, 30, 64])
 def test_last_hidden_in_windows_is_the_forward_s_last_state(window, dtype):
     """rnn_last_hidden (the evaluation's forward) gives rnn_forward's h_T bit for bit, whatever
-    the window, and the numba evaluation forward equals the reference's within the policy."""
+    the window, and the numba evaluation forward equals the reference's within the policy;
+    run on blocks of samples (2 + 2 + 1 of 5), it equals it up to the BLAS path's rounding."""
     from tpref.models.cells import last_hidden
     params, x, _ = make_case(T=30, B=5, d=4, p=7, k=2, loss="mse", dtype=dtype, seed=8)
     full = numba_rnn.rnn_forward(params, x)[-1]
     last = numba_rnn.rnn_last_hidden(params, x, window=window)
     assert last.dtype == full.dtype and np.array_equal(last, full)
+    blocks = numba_rnn.rnn_last_hidden(params, x, window=window, samples=2)
+    assert blocks.dtype == full.dtype
+    testing.assert_close(blocks, full, name="h_T by blocks of samples", dtype=dtype)
     assert np.array_equal(last_hidden("rnn", params, x, backend="numba"), full)
     ref = last_hidden("rnn", as64(params), x.astype(np.float64), backend="numpy")
     assert_close(last, ref, dtype, "h_T")

@@ -189,28 +189,39 @@ def _contiguous(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
-def rnn_last_hidden(params, x, activation="tanh", window=64):
-    """h_T alone, (B, p): ``rnn_forward(params, x, activation)[-1]``, the same bits, in
-    (window+1, B, p) of memory instead of (T+1, B, p).
+def rnn_last_hidden(params, x, activation="tanh", window=64, samples=None):
+    """h_T alone, (B, p): ``rnn_forward(params, x, activation)[-1]``, in (window+1, samples, p)
+    of memory instead of (T+1, B, p).
 
     The forward kernel runs on ``window`` steps at a time, each window starting from the last
     state of the one before (what an evaluation needs: pixel MNIST's 785 states of 500
-    samples would take 157 MB in float32).
+    samples would take 157 MB in float32), and on ``samples`` samples at a time (default
+    ``block_rows(p)``, 100 at p = 100): OpenBLAS's small-matrix kernels (SkylakeX) take a
+    (100, 100) x (100, 100) step product at 1.5x the rate of its packed path on (500, 100)
+    rows (float64, pixel MNIST's evaluation: 161 -> 109 ms), and samples are independent.
+    The bits are ``rnn_forward``'s where B <= samples; across blocks, the same up to the
+    BLAS path's rounding (under OpenBLAS's Haswell kernels, the same bits).
     """
     W_hh, W_xh, b_h = params["W_hh"], params["W_xh"], params["b_h"]
     T, B, _ = x.shape
     p = W_hh.shape[0]
-    buf = np.empty((min(T, window) + 1, B, p), dtype=W_hh.dtype)      # (window+1, B, p)
-    buf[0] = 0.0                                                      # h_0
+    samples = min(B, block_rows(p) if samples is None else samples)
+    buf = np.empty((min(T, window) + 1, samples, p), dtype=W_hh.dtype)   # (window+1, ., p)
     W_xh_T, W_hh_T = np.ascontiguousarray(W_xh.T), workspace.aligned(W_hh.T)
     b_h = np.ascontiguousarray(b_h)
+    h_T = np.empty((B, p), dtype=W_hh.dtype)                          # (B, p)
     with blas_threads():
-        for t0 in range(0, T, window):
-            xs = np.ascontiguousarray(x[t0:t0 + window])                # (n, B, d)
-            n = xs.shape[0]
-            _forward_kernel(xs, W_xh_T, W_hh_T, b_h, buf[:n + 1], activation == "sigmoid")
-            buf[0] = buf[n]                                           # h_{t0+n}
-    return buf[0].copy()
+        for b0 in range(0, B, samples):
+            nb = min(samples, B - b0)
+            hb = buf[:, :nb] if nb == samples else np.empty((buf.shape[0], nb, p), buf.dtype)
+            hb[0] = 0.0                                               # h_0
+            for t0 in range(0, T, window):
+                xs = np.ascontiguousarray(x[t0:t0 + window, b0:b0 + nb])   # (n, nb, d)
+                n = xs.shape[0]
+                _forward_kernel(xs, W_xh_T, W_hh_T, b_h, hb[:n + 1], activation == "sigmoid")
+                hb[0] = hb[n]                                         # h_{t0+n}
+            h_T[b0:b0 + nb] = hb[0]
+    return h_T
 
 
 # ----------------------------------------------------------------------------------------------
