@@ -46,11 +46,16 @@ def run_name(method, update="local"):
     return method
 
 
+def _method_updates(methods, updates):
+    """(method, update) of each run of a panel: TP and DTP once per update, the other methods
+    once with the first (``updates``: one update, a sequence, or None for the preset's)."""
+    updates = (updates,) if updates is None or isinstance(updates, str) else tuple(updates)
+    return [(m, u) for m in methods for u in (updates if m in UPDATED_METHODS else updates[:1])]
+
+
 def run_names(methods, updates=("local",)):
     """The run names of ``methods`` x ``updates`` (the order of :func:`panel_configs`)."""
-    updates = (updates,) if isinstance(updates, str) else tuple(updates)
-    return [run_name(m, u) for m in methods
-            for u in (updates if m in UPDATED_METHODS else updates[:1])]
+    return [run_name(m, u) for m, u in _method_updates(methods, updates)]
 
 
 def panel_configs(panel, methods=("bp", "tp"), **overrides):
@@ -62,20 +67,17 @@ def panel_configs(panel, methods=("bp", "tp"), **overrides):
     once per update (named by :func:`run_name`), the other methods once with the first.
     """
     preset = panel_preset(panel, overrides.get("cell"))
-    updates = overrides.get("update")
-    updates = (updates,) if updates is None or isinstance(updates, str) else tuple(updates)
     configs = []
-    for method in methods:
-        for update in (updates if method in UPDATED_METHODS else updates[:1]):
-            fields = preset.run_fields(method)
-            fields.update({k: v for k, v in overrides.items() if v is not None})
-            if update is not None:
-                fields["update"] = update
-            if overrides.get("eval_every") is None:
-                fields["eval_every"] = default_eval_every(fields["iterations"])
-            cfg = RunConfig(**fields)
-            cfg.validate()
-            configs.append(cfg)
+    for method, update in _method_updates(methods, overrides.get("update")):
+        fields = preset.run_fields(method)
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        if update is not None:
+            fields["update"] = update
+        if overrides.get("eval_every") is None:
+            fields["eval_every"] = default_eval_every(fields["iterations"])
+        cfg = RunConfig(**fields)
+        cfg.validate()
+        configs.append(cfg)
     return configs
 
 
