@@ -4,7 +4,9 @@ other in one process, and the per-cell overhead of the sweep machinery.
     python scripts/bench_sweep.py --workers 2 --cells 8 --iterations 300
 
 Five timings of the same grid (each into a fresh directory, so nothing is skipped; the warm
-variants repeated in turn, medians reported):
+variants repeated in turn, in an order that rotates each repetition; medians reported, and
+each repetition's own serial/variant ratio, which a drift of the machine's speed between
+repetitions does not move):
 
 - ``serial``: :func:`tpref.sweeps.run_cell` on every cell in this process, one after the other
   (no Dask), the baseline;
@@ -227,9 +229,11 @@ def main(argv=None):
             return rows, own + sum(sum(p.cpu_times()[:2]) for p in pool_procs) - before
 
         # interleaved repetitions: the load of a shared machine drifts; each variant sees it
-        for _ in range(args.repeats):
+        for rep in range(args.repeats):
             runs = (("serial", serial_run), ("warm", lambda: sweep_run(many, "warm")),
                     ("one", lambda: sweep_run(one, "one")), ("pool", pool_cpu_run))
+            # the order rotates: no variant always runs first (or right after another)
+            runs = runs[rep % len(runs):] + runs[:rep % len(runs)]
             got = {}
             for key, fn in runs:
                 t, cpu, got[key] = timed(fn)
@@ -275,6 +279,13 @@ def main(argv=None):
           f"and the idle 1-worker cluster): {statistics.median(own_cpus['warm']):.2f} s")
     print(f"Dask sweep vs {args.workers} plain processes (wall): "
           f"{wall['pool'] / wall['warm']:.2f}")
+    # each repetition's own ratios (the variants of one repetition ran back to back, so a
+    # drift of the machine's speed between repetitions cancels in them)
+    print("\npaired, each repetition's serial wall / the variant's wall: median (min - max)")
+    for key in ("warm", "one", "pool"):
+        r = [s / w for s, w in zip(walls["serial"], walls[key])]
+        print(f"  {names[key]}: {statistics.median(r):.2f}x ({min(r):.2f} - {max(r):.2f}); "
+              + " ".join(f"{x:.2f}" for x in r))
     return 0
 
 

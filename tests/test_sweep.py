@@ -260,3 +260,17 @@ def test_cli_flags_reach_every_cell():
     assert base["eval_every"] == default_eval_every(400)      # tpref train's cadence
     cells = make_cells(parse_grid(args.grid), base)
     assert cells[0].config.cell == "gru" and cells[0].config.hidden == 8
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_runs_and_every_variant_gives_the_serial_numbers(tmp_path):
+    """scripts/bench_sweep.py exits non-zero when a variant's cells differ from the serial
+    run's; on a tiny grid it must finish and print its paired ratios."""
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_sweep.py")
+    out = subprocess.run([sys.executable, script, "--workers", "2", "--cells", "2",
+                          "--iterations", "5", "--length", "12", "--hidden", "6", "--repeats",
+                          "2", "--no-cold", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "paired, each repetition's serial wall" in out.stdout
+    assert out.stdout.count("x (") == 3          # warm, one worker, plain processes
