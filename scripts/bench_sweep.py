@@ -3,13 +3,14 @@ other in one process, and the per-cell overhead of the sweep machinery.
 
     python scripts/bench_sweep.py --workers 2 --cells 8 --iterations 300
 
-Five timings of the same grid (each into a fresh directory, so nothing is skipped; the warm
+Six timings of the same grid (each into a fresh directory, so nothing is skipped; the warm
 variants repeated in turn, in an order that rotates each repetition; medians reported, and
 each repetition's own serial/variant ratio, which a drift of the machine's speed between
 repetitions does not move):
 
-- ``serial``: :func:`tpref.sweeps.run_cell` on every cell in this process, one after the other
-  (no Dask), the baseline;
+- ``serial``: :func:`tpref.sweeps.run_cell` on every cell, one after the other, in one warm
+  plain process (a 1-process ``ProcessPoolExecutor``, BLAS on one thread; no Dask): the
+  baseline, what running the cells one by one costs;
 - ``sweep N workers, warm``: :func:`tpref.sweep` on an already started embedded cluster whose
   workers have each run a 2-iteration cell (imports, numba cache loaded: the steady state of a
   long sweep);
@@ -18,13 +19,18 @@ repetitions does not move):
 - ``N plain processes, warm``: the cells on a ``ProcessPoolExecutor`` of N warm processes, no
   Dask: what this machine gives N processes at all (the ceiling for the Dask sweep; on a
   shared machine, the other jobs' share shows here);
+- ``serial in this benchmark's process``: the serial loop in the process that also holds the
+  clusters' scheduler, nannies and clients, whose event-loop threads take its GIL now and
+  then: shown because it is not a fair baseline (it ran up to ~10% slower than the plain
+  process; earlier versions of this script used it);
 - ``sweep N workers, cluster start/stop included``: what one ``tpref sweep`` costs (once).
 
 Besides wall seconds it reports CPU seconds, which the load of a shared machine disturbs much
-less: the serial loop's thread CPU time against the sweep's total (every worker process plus
-this process, where the scheduler, the nannies and the client run). Their difference per cell
-is the sweep's CPU overhead per cell; its difference from the N plain processes' CPU is what
-Dask itself costs (N processes running at once also slow each other: caches, memory).
+less: the serial process's CPU against the sweep's total (every worker process plus this
+process, where the scheduler, the nannies and the client run; this process's CPU is counted
+for the plain-process variants too). Their difference per cell is the sweep's CPU overhead per
+cell; its difference from the N plain processes' CPU is what Dask itself costs (N processes
+running at once also slow each other: caches, memory).
 
 Before the runs it measures how many cores N busy processes started from here get at all (a
 shared machine's other jobs take the rest; see :func:`_cores_given`). Every cell must produce
@@ -71,18 +77,18 @@ def _pool_cell(cell, run_dir, rel):
         return run_cell(cell, run_dir, rel)
 
 
-def _pool_warm(cell, scratch):
-    """A pool process's initializer: warm up, then say so (a file named by its pid)."""
+def _pool_warm(cell, scratch, tag):
+    """A pool process's initializer: warm up, then say so (a file named by its pool and pid)."""
     _warm_cell(cell, scratch)
-    open(os.path.join(scratch, f"pool-ready-{os.getpid()}"), "w").close()
+    open(os.path.join(scratch, f"{tag}-ready-{os.getpid()}"), "w").close()
 
 
-def _pool_pids(scratch, n, timeout=300):
-    """The pids of the ``n`` pool processes, once each has warmed up."""
+def _pool_pids(scratch, tag, n, timeout=300):
+    """The pids of pool ``tag``'s ``n`` processes, once each has warmed up."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         pids = [int(f.rsplit("-", 1)[1]) for f in os.listdir(scratch)
-                if f.startswith("pool-ready-")]
+                if f.startswith(f"{tag}-ready-")]
         if len(pids) == n:
             return pids
         time.sleep(0.1)
@@ -162,8 +168,8 @@ def main(argv=None):
     cell0 = make_cells({"seed": [0]}, {**base, "iterations": 2})[0]
     run_cell(cell0, fresh("warmup"), "warmup")
 
-    def serial_run():
-        d = fresh("serial")
+    def here_run():
+        d = fresh("here")
         t0 = time.thread_time()
         with threadpool_limits(1):
             rows = [run_cell(c, os.path.join(d, "cells", c.name), os.path.join("cells", c.name))
@@ -180,8 +186,8 @@ def main(argv=None):
         own_cpus[name].append(own)
         return rows, own + sum(after[w] - before[w] for w in after if w in before)
 
-    def pool_run(pool):
-        d = fresh("pool")
+    def pool_run(pool, name):
+        d = fresh(name)
         c0 = _process_cpu()
         futures = [pool.submit(_pool_cell, c, os.path.join(d, "cells", c.name),
                                os.path.join("cells", c.name)) for c in make_cells(grid, base)]
@@ -194,10 +200,11 @@ def main(argv=None):
         rows, cpu = fn()
         return time.perf_counter() - t0, cpu, rows
 
-    names = {"serial": "serial (one process, no Dask)",
+    names = {"serial": "serial (one plain process, no Dask)",
              "warm": f"sweep, {args.workers} workers, warm cluster",
              "one": "sweep, 1 worker, warm cluster",
-             "pool": f"{args.workers} plain processes, warm (no Dask)"}
+             "pool": f"{args.workers} plain processes, warm (no Dask)",
+             "here": "serial in this benchmark's process (beside the clusters)"}
     walls = {k: [] for k in names}
     cpus = {k: [] for k in names}
     own_cpus = {"warm": [], "one": []}     # of the sweeps' CPU: this process's (client, ...)
@@ -213,25 +220,31 @@ def main(argv=None):
     with dask_client(workers=args.workers) as many, dask_client(workers=1) as one, \
             concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=ctx,
                                                    initializer=_pool_warm,
-                                                   initargs=(cell0, scratch)) as pool:
+                                                   initargs=(cell0, scratch, "pool")) as pool, \
+            concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx, initializer=_pool_warm,
+                                                   initargs=(cell0, scratch, "serial")) as solo:
         many.run(_warm_cell, cell0, scratch)
         one.run(_warm_cell, cell0, scratch)
         # N tasks submitted at once start N processes (each warms up in its initializer)
-        for f in [pool.submit(time.sleep, 0.1) for _ in range(args.workers)]:
-            f.result()
+        for ex, n in ((pool, args.workers), (solo, 1)):
+            for f in [ex.submit(time.sleep, 0.1) for _ in range(n)]:
+                f.result()
         import psutil
 
-        pool_procs = [psutil.Process(p) for p in _pool_pids(scratch, args.workers)]
+        procs = {tag: [psutil.Process(p) for p in _pool_pids(scratch, tag, n)]
+                 for tag, n in (("pool", args.workers), ("serial", 1))}
 
-        def pool_cpu_run():
-            before = sum(sum(p.cpu_times()[:2]) for p in pool_procs)
-            rows, own = pool_run(pool)
-            return rows, own + sum(sum(p.cpu_times()[:2]) for p in pool_procs) - before
+        def pool_cpu_run(ex, tag):
+            before = sum(sum(p.cpu_times()[:2]) for p in procs[tag])
+            rows, own = pool_run(ex, tag)
+            return rows, own + sum(sum(p.cpu_times()[:2]) for p in procs[tag]) - before
 
         # interleaved repetitions: the load of a shared machine drifts; each variant sees it
         for rep in range(args.repeats):
-            runs = (("serial", serial_run), ("warm", lambda: sweep_run(many, "warm")),
-                    ("one", lambda: sweep_run(one, "one")), ("pool", pool_cpu_run))
+            runs = (("serial", lambda: pool_cpu_run(solo, "serial")),
+                    ("warm", lambda: sweep_run(many, "warm")),
+                    ("one", lambda: sweep_run(one, "one")),
+                    ("pool", lambda: pool_cpu_run(pool, "pool")), ("here", here_run))
             # the order rotates: no variant always runs first (or right after another)
             runs = runs[rep % len(runs):] + runs[:rep % len(runs)]
             got = {}
@@ -239,7 +252,7 @@ def main(argv=None):
                 t, cpu, got[key] = timed(fn)
                 walls[key].append(t)
                 cpus[key].append(cpu)
-            for key in ("warm", "one", "pool"):
+            for key in ("warm", "one", "pool", "here"):
                 if numbers(got[key]) != numbers(got["serial"]):
                     raise SystemExit(f"bench_sweep: the {names[key]} numbers differ from the "
                                      "serial run")
@@ -282,7 +295,7 @@ def main(argv=None):
     # each repetition's own ratios (the variants of one repetition ran back to back, so a
     # drift of the machine's speed between repetitions cancels in them)
     print("\npaired, each repetition's serial wall / the variant's wall: median (min - max)")
-    for key in ("warm", "one", "pool"):
+    for key in ("warm", "one", "pool", "here"):
         r = [s / w for s, w in zip(walls["serial"], walls[key])]
         print(f"  {names[key]}: {statistics.median(r):.2f}x ({min(r):.2f} - {max(r):.2f}); "
               + " ".join(f"{x:.2f}" for x in r))
