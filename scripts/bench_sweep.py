@@ -3,7 +3,7 @@ other in one process, and the per-cell overhead of the sweep machinery.
 
     python scripts/bench_sweep.py --workers 2 --cells 8 --iterations 300
 
-Six timings of the same grid (each into a fresh directory, so nothing is skipped; the warm
+Five (six) timings of the same grid (each into a fresh directory, so nothing is skipped; the warm
 variants repeated in turn, in an order that rotates each repetition; medians reported, and
 each repetition's own serial/variant ratio, which a drift of the machine's speed between
 repetitions does not move):
@@ -19,10 +19,9 @@ repetitions does not move):
 - ``N plain processes, warm``: the cells on a ``ProcessPoolExecutor`` of N warm processes, no
   Dask: what this machine gives N processes at all (the ceiling for the Dask sweep; on a
   shared machine, the other jobs' share shows here);
-- ``serial in this benchmark's process``: the serial loop in the process that also holds the
-  clusters' scheduler, nannies and clients, whose event-loop threads take its GIL now and
-  then: shown because it is not a fair baseline (it ran up to ~10% slower than the plain
-  process; earlier versions of this script used it);
+- ``serial in this benchmark's process`` (``--in-process``): the serial loop in the process
+  that also holds the clusters' scheduler, nannies and clients (earlier versions of this
+  script used it as the baseline; the plain process is the neutral one);
 - ``sweep N workers, cluster start/stop included``: what one ``tpref sweep`` costs (once).
 
 Besides wall seconds it reports CPU seconds, which the load of a shared machine disturbs much
@@ -137,6 +136,8 @@ def main(argv=None):
     ap.add_argument("--backend", default="numba")
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved repetitions of the warm variants (medians reported)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="also time the serial loop in this process (beside the clusters)")
     ap.add_argument("--no-cold", action="store_true",
                     help="skip the sweep that starts and stops its own cluster")
     ap.add_argument("--out", default=None, help="scratch directory (default: a temporary one)")
@@ -205,6 +206,8 @@ def main(argv=None):
              "one": "sweep, 1 worker, warm cluster",
              "pool": f"{args.workers} plain processes, warm (no Dask)",
              "here": "serial in this benchmark's process (beside the clusters)"}
+    if not args.in_process:
+        del names["here"]
     walls = {k: [] for k in names}
     cpus = {k: [] for k in names}
     own_cpus = {"warm": [], "one": []}     # of the sweeps' CPU: this process's (client, ...)
@@ -245,6 +248,7 @@ def main(argv=None):
                     ("warm", lambda: sweep_run(many, "warm")),
                     ("one", lambda: sweep_run(one, "one")),
                     ("pool", lambda: pool_cpu_run(pool, "pool")), ("here", here_run))
+            runs = tuple(r for r in runs if r[0] in names)
             # the order rotates: no variant always runs first (or right after another)
             runs = runs[rep % len(runs):] + runs[:rep % len(runs)]
             got = {}
@@ -252,7 +256,7 @@ def main(argv=None):
                 t, cpu, got[key] = timed(fn)
                 walls[key].append(t)
                 cpus[key].append(cpu)
-            for key in ("warm", "one", "pool", "here"):
+            for key in [k for k in names if k != "serial"]:
                 if numbers(got[key]) != numbers(got["serial"]):
                     raise SystemExit(f"bench_sweep: the {names[key]} numbers differ from the "
                                      "serial run")
@@ -295,7 +299,7 @@ def main(argv=None):
     # each repetition's own ratios (the variants of one repetition ran back to back, so a
     # drift of the machine's speed between repetitions cancels in them)
     print("\npaired, each repetition's serial wall / the variant's wall: median (min - max)")
-    for key in ("warm", "one", "pool", "here"):
+    for key in [k for k in names if k != "serial"]:
         r = [s / w for s, w in zip(walls["serial"], walls[key])]
         print(f"  {names[key]}: {statistics.median(r):.2f}x ({min(r):.2f} - {max(r):.2f}); "
               + " ".join(f"{x:.2f}" for x in r))

@@ -273,4 +273,4 @@ def test_throughput_benchmark_runs_and_every_variant_gives_the_serial_numbers(tm
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "paired, each repetition's serial wall" in out.stdout
-    assert out.stdout.count("x (") == 4     # warm, one worker, plain processes, in-process
+    assert out.stdout.count("x (") == 3          # warm, one worker, plain processes

@@ -262,34 +262,39 @@ def _run_on(client, todo, prog, faults):
         fut = client.submit(run_cell, cell, os.path.abspath(run_dir), rel, faults.get(cell.name),
                             key=f"tpref-cell-{cell.name.replace('/', '-')}-{os.urandom(4).hex()}",
                             pure=False)
-        futures[fut] = cell
+        futures[fut] = (cell, run_dir, rel)
     rows = {}
-    ac = distributed.as_completed(list(futures))
-    last_poll = 0.0
+    pending = set(futures)
+    last_poll = time.monotonic()
     try:
-        while not ac.is_empty() or ac.has_ready():
-            if ac.has_ready():
-                for fut in ac.next_batch(block=False):
-                    cell = futures[fut]
-                    if fut.status == "error":
-                        err = fut.exception()
-                        _, run_dir, rel = next(t for t in todo if t[0] is cell)
-                        row = cell_row(cell, run_dir, rel, status="error",
-                                       reason=f"{type(err).__name__}: {err}")
-                    else:
-                        row = fut.result()
-                    rows[cell.name] = row
-                    ok = row["status"] in DONE_STATUSES
-                    prog.done += ok
-                    prog.failed += not ok
-                    msg = f"  {cell.name}: {row['status']}"
-                    if row["reason"]:
-                        msg += f" ({row['reason']})"
-                    prog.show(msg)
-                continue
+        while pending:
+            # wakes as soon as a cell finishes (no polling delay after the last one), or after
+            # a second to refresh the running count
+            try:
+                distributed.wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            for fut in [f for f in pending if f.done()]:
+                pending.discard(fut)
+                cell, run_dir, rel = futures[fut]
+                if fut.status == "error":
+                    err = fut.exception()
+                    row = cell_row(cell, run_dir, rel, status="error",
+                                   reason=f"{type(err).__name__}: {err}")
+                else:
+                    row = fut.result()
+                rows[cell.name] = row
+                ok = row["status"] in DONE_STATUSES
+                prog.done += ok
+                prog.failed += not ok
+                prog.running = max(0, prog.running - 1)       # until the next poll says
+                msg = f"  {cell.name}: {row['status']}"
+                if row["reason"]:
+                    msg += f" ({row['reason']})"
+                prog.show(msg)
             now = time.monotonic()
-            if now - last_poll > 1.0:
-                keys = {f.key for f in futures if not f.done()}
+            if pending and now - last_poll >= 1.0:
+                keys = {f.key for f in pending}
                 try:
                     nthreads = client.nthreads()
                     prog.running = sum(min(nthreads.get(w, 1), sum(k in keys for k in ks))
@@ -298,7 +303,6 @@ def _run_on(client, todo, prog, faults):
                     prog.running = 0
                 prog.show()
                 last_poll = now
-            time.sleep(0.05)
     finally:
         for fut in futures:
             if not fut.done():
