@@ -3,10 +3,10 @@ other in one process, and the per-cell overhead of the sweep machinery.
 
     python scripts/bench_sweep.py --workers 2 --cells 8 --iterations 300
 
-Five (six) timings of the same grid (each into a fresh directory, so nothing is skipped; the warm
-variants repeated in turn, in an order that rotates each repetition; medians reported, and
-each repetition's own serial/variant ratio, which a drift of the machine's speed between
-repetitions does not move):
+Five timings (six with ``--in-process``) of the same grid (each into a fresh directory, so
+nothing is skipped; the warm variants repeated in turn, in an order that rotates each
+repetition; medians reported, and each repetition's own serial/variant ratio, which a drift of
+the machine's speed between repetitions does not move):
 
 - ``serial``: :func:`tpref.sweeps.run_cell` on every cell, one after the other, in one warm
   plain process (a 1-process ``ProcessPoolExecutor``, BLAS on one thread; no Dask): the

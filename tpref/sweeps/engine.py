@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import json
 import os
+import queue
 import sys
 import time
 import traceback
@@ -256,7 +257,6 @@ def _check_tasks(cells):
 
 
 def _run_on(client, todo, prog, faults):
-    distributed = require_dask()
     futures = {}
     for cell, run_dir, rel in todo:
         fut = client.submit(run_cell, cell, os.path.abspath(run_dir), rel, faults.get(cell.name),
@@ -265,16 +265,20 @@ def _run_on(client, todo, prog, faults):
         futures[fut] = (cell, run_dir, rel)
     rows = {}
     pending = set(futures)
+    # each finished future lands in this queue (Dask calls the callback in its own thread):
+    # the loop wakes as soon as a cell finishes, at O(1) cost per cell, or after a second to
+    # refresh the running count
+    finished = queue.Queue()
+    for fut in futures:
+        fut.add_done_callback(finished.put)
     last_poll = time.monotonic()
     try:
         while pending:
-            # wakes as soon as a cell finishes (no polling delay after the last one), or after
-            # a second to refresh the running count
             try:
-                distributed.wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                pass
-            for fut in [f for f in pending if f.done()]:
+                fut = finished.get(timeout=max(0.0, last_poll + 1.0 - time.monotonic()))
+            except queue.Empty:
+                fut = None
+            if fut is not None:
                 pending.discard(fut)
                 cell, run_dir, rel = futures[fut]
                 if fut.status == "error":
