@@ -1,7 +1,7 @@
 """Sweep throughput: cells per second on N Dask workers against the same cells one after the
 other in one process, and the per-cell overhead of the sweep machinery.
 
-    python scripts/bench_sweep.py --workers 2 --cells 8 --iterations 300
+    python scripts/bench_sweep.py --workers 2 --cells 16 --iterations 300
 
 Five timings (six with ``--in-process``) of the same grid (each into a fresh directory, so
 nothing is skipped; the warm variants repeated in turn, in an order that rotates each
@@ -30,6 +30,15 @@ process, where the scheduler, the nannies and the client run; this process's CPU
 for the plain-process variants too). Their difference per cell is the sweep's CPU overhead per
 cell; its difference from the N plain processes' CPU is what Dask itself costs (N processes
 running at once also slow each other: caches, memory).
+
+For the warm sweeps it also reads Dask's own task stream (each cell's compute start and stop
+on its worker) and splits the workers' time (workers x the sweep's wall) into: busy computing
+cells; idle before the first cell starts (submission, scheduling); idle between two cells on
+one worker (the per-cell dispatch gap: result sent, next cell scheduled, received, started);
+idle at the end (a worker done while the other still computes its last cell, the imbalance
+of a finite grid); and the client's return after the last cell. With the cell's time on a
+worker against the serial cell's (how much a cell slows when N run at once), these explain
+the speed-up: N x busy share x serial cell / worker cell.
 
 Before the runs it measures how many cores N busy processes started from here get at all (a
 shared machine's other jobs take the rest; see :func:`_cores_given`). Every cell must produce
@@ -126,10 +135,37 @@ def _workers_cpu(client):
     return client.run(_process_cpu)
 
 
+def _timeline(records, t_call, t_return, workers):
+    """Where a sweep's worker time went, from Dask's own task stream (each cell's compute
+    start and stop on its worker, the worker's clock = this machine's): busy, idle before the
+    first cell, idle between two cells on one worker (the per-cell dispatch gap: result sent,
+    next cell scheduled, received, started), idle at the end (one worker done while another
+    still computes) and the client's return after the last cell. Seconds of worker time;
+    they add up to ``workers`` x the sweep's wall when every worker got a cell."""
+    by = {}
+    for rec in records:
+        for ss in rec["startstops"]:
+            if ss["action"] == "compute":
+                by.setdefault(rec["worker"], []).append((ss["start"], ss["stop"]))
+    spans = [s for v in by.values() for s in v]
+    last = max(b for _, b in spans)
+    gaps = [v[i + 1][0] - v[i][1] for v in map(sorted, by.values()) for i in range(len(v) - 1)]
+    return {
+        "busy": sum(b - a for a, b in spans),
+        "cell": statistics.median(b - a for a, b in spans),
+        "start": sum(min(a for a, _ in v) - t_call for v in by.values()),
+        "between": sum(gaps),
+        "gap": statistics.median(gaps) if gaps else 0.0,
+        "end": sum(last - max(b for _, b in v) for v in by.values()),
+        "return": workers * (t_return - last),
+        "wall": t_return - t_call,
+    }
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--cells", type=int, default=8)
+    ap.add_argument("--cells", type=int, default=16)
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--length", type=int, default=60)
     ap.add_argument("--hidden", type=int, default=100)
@@ -146,6 +182,8 @@ def main(argv=None):
     from threadpoolctl import threadpool_limits
 
     import tpref
+    from tpref.sweeps import require_dask
+    distributed = require_dask()
     from tpref.sweeps import WORKER_ENV, dask_client, make_cells, run_cell
 
     base = dict(task="temporal-order", length=args.length, method="tp", hidden=args.hidden,
@@ -180,9 +218,14 @@ def main(argv=None):
     def sweep_run(client, name):
         before = _workers_cpu(client)
         c0 = _process_cpu()
-        rows = tpref.sweep(grid, fresh(name), base=base, client=client, progress=False,
-                           plot=False)
+        with distributed.get_task_stream(client) as stream:
+            t_call = time.time()
+            rows = tpref.sweep(grid, fresh(name), base=base, client=client, progress=False,
+                               plot=False)
+            t_return = time.time()
         own = _process_cpu() - c0
+        timelines[name].append(_timeline(stream.data, t_call, t_return,
+                                         len(client.nthreads())))
         after = _workers_cpu(client)
         own_cpus[name].append(own)
         return rows, own + sum(after[w] - before[w] for w in after if w in before)
@@ -211,6 +254,7 @@ def main(argv=None):
     walls = {k: [] for k in names}
     cpus = {k: [] for k in names}
     own_cpus = {"warm": [], "one": []}     # of the sweeps' CPU: this process's (client, ...)
+    timelines = {"warm": [], "one": []}    # the sweeps' task streams (_timeline)
     load = [os.getloadavg()[0]]
     share = {k: _cores_given(k) for k in sorted({1, args.workers})}
     cold = None
@@ -296,6 +340,30 @@ def main(argv=None):
           f"and the idle 1-worker cluster): {statistics.median(own_cpus['warm']):.2f} s")
     print(f"Dask sweep vs {args.workers} plain processes (wall): "
           f"{wall['pool'] / wall['warm']:.2f}")
+    # where the sweeps' worker time went (Dask's task stream), and how much slower a cell ran
+    # beside another than alone: speed-up = workers x busy share x (serial cell / sweep cell)
+    print("\nwhere the warm sweeps' worker time went (Dask's task stream; medians over the "
+          "repetitions; shares of workers x wall):\n")
+    print("| sweep | workers busy | idle: before the first cell | between cells "
+          "(median gap per cell) | at the end (imbalance) | client's return | "
+          "cell on the worker / serial cell |")
+    print("|---|---|---|---|---|---|---|")
+    per_serial = wall["serial"] / n
+    for key in ("warm", "one"):
+        tl = timelines[key]
+        w = [args.workers if key == "warm" else 1] * len(tl)
+
+        def share(field):
+            return 100 * statistics.median(t[field] / (k * t["wall"]) for t, k in zip(tl, w))
+
+        print(f"| {names[key]} | {share('busy'):.1f}% | {share('start'):.2f}% | "
+              f"{share('between'):.2f}% ({1e3 * statistics.median(t['gap'] for t in tl):.1f} ms)"
+              f" | {share('end'):.2f}% | {share('return'):.2f}% | "
+              f"{statistics.median(t['cell'] for t in tl) / per_serial:.3f} |")
+    print(f"\nper-cell dispatch gap on a worker (result out, next cell in; median): "
+          f"{1e3 * statistics.median(t['gap'] for t in timelines['warm']):.1f} ms "
+          f"({args.workers} workers), "
+          f"{1e3 * statistics.median(t['gap'] for t in timelines['one']):.1f} ms (1 worker)")
     # each repetition's own ratios (the variants of one repetition ran back to back, so a
     # drift of the machine's speed between repetitions cancels in them)
     print("\npaired, each repetition's serial wall / the variant's wall: median (min - max)")

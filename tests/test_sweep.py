@@ -273,4 +273,5 @@ def test_throughput_benchmark_runs_and_every_variant_gives_the_serial_numbers(tm
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "paired, each repetition's serial wall" in out.stdout
+    assert "per-cell dispatch gap on a worker" in out.stdout      # the task-stream timeline
     assert out.stdout.count("x (") == 3          # warm, one worker, plain processes
