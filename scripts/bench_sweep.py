@@ -152,7 +152,7 @@ def _timeline(records, t_call, t_return, workers):
     gaps = [v[i + 1][0] - v[i][1] for v in map(sorted, by.values()) for i in range(len(v) - 1)]
     return {
         "busy": sum(b - a for a, b in spans),
-        "cell": statistics.median(b - a for a, b in spans),
+        "cells": len(spans),
         "start": sum(min(a for a, _ in v) - t_call for v in by.values()),
         "between": sum(gaps),
         "gap": statistics.median(gaps) if gaps else 0.0,
@@ -340,26 +340,28 @@ def main(argv=None):
           f"and the idle 1-worker cluster): {statistics.median(own_cpus['warm']):.2f} s")
     print(f"Dask sweep vs {args.workers} plain processes (wall): "
           f"{wall['pool'] / wall['warm']:.2f}")
-    # where the sweeps' worker time went (Dask's task stream), and how much slower a cell ran
-    # beside another than alone: speed-up = workers x busy share x (serial cell / sweep cell)
-    print("\nwhere the warm sweeps' worker time went (Dask's task stream; medians over the "
-          "repetitions; shares of workers x wall):\n")
+    # where the sweeps' worker time went, and how much slower a cell ran on a worker (beside
+    # the others) than in the serial loop of the same repetition; in each repetition
+    # speed-up = workers x busy share / slowdown exactly (busy share = busy / (workers x wall),
+    # slowdown = (busy / cells) / (serial wall / cells))
+    print("\nwhere the warm sweeps' worker time went (Dask's task stream; shares of workers x "
+          "wall, medians over the repetitions):\n")
     print("| sweep | workers busy | idle: before the first cell | between cells "
           "(median gap per cell) | at the end (imbalance) | client's return | "
-          "cell on the worker / serial cell |")
+          "slowdown: mean cell on a worker / serial cell |")
     print("|---|---|---|---|---|---|---|")
-    per_serial = wall["serial"] / n
     for key in ("warm", "one"):
-        tl = timelines[key]
-        w = [args.workers if key == "warm" else 1] * len(tl)
+        k = args.workers if key == "warm" else 1
 
         def share(field):
-            return 100 * statistics.median(t[field] / (k * t["wall"]) for t, k in zip(tl, w))
+            return 100 * statistics.median(t[field] / (k * t["wall"]) for t in timelines[key])
 
+        slow = statistics.median(t["busy"] / t["cells"] / (s / n)
+                                 for t, s in zip(timelines[key], walls["serial"]))
         print(f"| {names[key]} | {share('busy'):.1f}% | {share('start'):.2f}% | "
-              f"{share('between'):.2f}% ({1e3 * statistics.median(t['gap'] for t in tl):.1f} ms)"
-              f" | {share('end'):.2f}% | {share('return'):.2f}% | "
-              f"{statistics.median(t['cell'] for t in tl) / per_serial:.3f} |")
+              f"{share('between'):.2f}% "
+              f"({1e3 * statistics.median(t['gap'] for t in timelines[key]):.1f} ms) | "
+              f"{share('end'):.2f}% | {share('return'):.2f}% | {slow:.3f} |")
     print(f"\nper-cell dispatch gap on a worker (result out, next cell in; median): "
           f"{1e3 * statistics.median(t['gap'] for t in timelines['warm']):.1f} ms "
           f"({args.workers} workers), "
