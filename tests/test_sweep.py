@@ -2,6 +2,7 @@
 one by one, reruns that recompute nothing, a killed worker's cell retried, failing cells
 recorded, bad grid specs refused."""
 
+import importlib.util
 import multiprocessing
 import os
 import subprocess
@@ -275,3 +276,29 @@ def test_throughput_benchmark_runs_and_every_variant_gives_the_serial_numbers(tm
     assert "paired, each repetition's serial wall" in out.stdout
     assert "per-cell dispatch gap on a worker" in out.stdout      # the task-stream timeline
     assert out.stdout.count("x (") == 3          # warm, one worker, plain processes
+
+
+def test_throughput_benchmark_timeline_splits_the_workers_time_exactly():
+    """scripts/bench_sweep.py's task-stream split: busy + idle before, between, at the end and
+    the client's return add up to workers x wall; gaps are per worker, in start order."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_sweep", os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_sweep.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def rec(worker, start, stop):
+        return {"worker": worker, "startstops": [{"action": "transfer", "start": 0, "stop": 0},
+                                                  {"action": "compute", "start": start,
+                                                   "stop": stop}]}
+    # worker a: cells [1, 4], [4.5, 7]; worker b: [2, 6] (listed out of order); call at 0,
+    # return at 8
+    records = [rec("a", 4.5, 7.0), rec("b", 2.0, 6.0), rec("a", 1.0, 4.0)]
+    t = bench._timeline(records, 0.0, 8.0, 2)
+    assert t["busy"] == pytest.approx(3 + 2.5 + 4)
+    assert t["cells"] == 3
+    assert t["start"] == pytest.approx(1 + 2)
+    assert t["between"] == pytest.approx(0.5) and t["gap"] == pytest.approx(0.5)
+    assert t["end"] == pytest.approx(0 + 1)                 # b idles from 6 until a's 7
+    assert t["return"] == pytest.approx(2 * 1)
+    assert (t["busy"] + t["start"] + t["between"] + t["end"] + t["return"]
+            == pytest.approx(2 * t["wall"]))
