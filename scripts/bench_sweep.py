@@ -342,8 +342,9 @@ def main(argv=None):
           f"{wall['pool'] / wall['warm']:.2f}")
     # where the sweeps' worker time went, and how much slower a cell ran on a worker (beside
     # the others) than in the serial loop of the same repetition; in each repetition
-    # speed-up = workers x busy share / slowdown exactly (busy share = busy / (workers x wall),
-    # slowdown = (busy / cells) / (serial wall / cells))
+    # serial wall / the sweep call's wall = workers x busy share / slowdown exactly (busy
+    # share = busy / (workers x call wall), slowdown = (busy / cells) / (serial wall / cells));
+    # the timed wall adds the CPU and task-stream reads around the call, a few ms
     print("\nwhere the warm sweeps' worker time went (Dask's task stream; shares of workers x "
           "wall, medians over the repetitions):\n")
     print("| sweep | workers busy | idle: before the first cell | between cells "
