@@ -182,9 +182,9 @@ def main(argv=None):
     from threadpoolctl import threadpool_limits
 
     import tpref
-    from tpref.sweeps import require_dask
+    from tpref.sweeps import WORKER_ENV, dask_client, make_cells, require_dask, run_cell
+
     distributed = require_dask()
-    from tpref.sweeps import WORKER_ENV, dask_client, make_cells, run_cell
 
     base = dict(task="temporal-order", length=args.length, method="tp", hidden=args.hidden,
                 batch_size=20, iterations=args.iterations, lr=0.1, gamma_h=1e-2, reg=10.0,
@@ -351,22 +351,19 @@ def main(argv=None):
           "(median gap per cell) | at the end (imbalance) | client's return | "
           "slowdown: mean cell on a worker / serial cell |")
     print("|---|---|---|---|---|---|---|")
-    for key in ("warm", "one"):
-        k = args.workers if key == "warm" else 1
-
-        def share(field):
-            return 100 * statistics.median(t[field] / (k * t["wall"]) for t in timelines[key])
-
+    gap_ms = {}
+    for key, k in (("warm", args.workers), ("one", 1)):
+        tl = timelines[key]
+        share = {f: 100 * statistics.median(t[f] / (k * t["wall"]) for t in tl)
+                 for f in ("busy", "start", "between", "end", "return")}
+        gap_ms[key] = 1e3 * statistics.median(t["gap"] for t in tl)
         slow = statistics.median(t["busy"] / t["cells"] / (s / n)
-                                 for t, s in zip(timelines[key], walls["serial"]))
-        print(f"| {names[key]} | {share('busy'):.1f}% | {share('start'):.2f}% | "
-              f"{share('between'):.2f}% "
-              f"({1e3 * statistics.median(t['gap'] for t in timelines[key]):.1f} ms) | "
-              f"{share('end'):.2f}% | {share('return'):.2f}% | {slow:.3f} |")
+                                 for t, s in zip(tl, walls["serial"]))
+        print(f"| {names[key]} | {share['busy']:.1f}% | {share['start']:.2f}% | "
+              f"{share['between']:.2f}% ({gap_ms[key]:.1f} ms) | {share['end']:.2f}% | "
+              f"{share['return']:.2f}% | {slow:.3f} |")
     print(f"\nper-cell dispatch gap on a worker (result out, next cell in; median): "
-          f"{1e3 * statistics.median(t['gap'] for t in timelines['warm']):.1f} ms "
-          f"({args.workers} workers), "
-          f"{1e3 * statistics.median(t['gap'] for t in timelines['one']):.1f} ms (1 worker)")
+          f"{gap_ms['warm']:.1f} ms ({args.workers} workers), {gap_ms['one']:.1f} ms (1 worker)")
     # each repetition's own ratios (the variants of one repetition ran back to back, so a
     # drift of the machine's speed between repetitions cancels in them)
     print("\npaired, each repetition's serial wall / the variant's wall: median (min - max)")
